@@ -1,0 +1,1 @@
+"""The streaming side of votescore: Kafka topics and events in, Redis scores out."""
