@@ -19,6 +19,7 @@ from streams.logs import configure_logging
 # Modules that contribute subcommands, in the order `votescore --help` lists them.
 COMMAND_MODULES = (
     "streams.commands",
+    "streams.lag",
 )
 
 
