@@ -20,6 +20,7 @@ from streams.logs import configure_logging
 COMMAND_MODULES = (
     "streams.commands",
     "streams.lag",
+    "streams.ingest",
     "streams.dashboard",
 )
 
