@@ -1,0 +1,77 @@
+"""Per-voter evidence: the Beta pseudo-counts one event adds to one voter's scores.
+
+Evidence is ``score -> (successes, failures)``. Under the simulator's answer models
+(see :func:`models.voters.simulate_events`) these counts are the exact likelihoods:
+
+- a support ID of 1 (strong support) is two "support" signals, 2 (lean support) one;
+  3 (undecided) one of each; 4 one "oppose"; 5 two;
+- will-vote "yes"/"no" is one turnout signal; "maybe" is none;
+- a donate ask "pledged"/"declined" is one donor signal; a donation is one donor
+  success, a recurring donation two (a standing commitment says more);
+- an ad click is one engagement success; an impression or view without a click one
+  failure.
+
+Knock attempts that reached nobody (not home, refused, moved, wrong address) carry no
+evidence about the voter's own scores.
+
+Every count is a multiple of 0.001: the streaming side stores them as integer
+thousandths so that removing a retracted event's evidence is exact.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+Evidence = dict[str, tuple[float, float]]
+
+_SUPPORT = {1: (2.0, 0.0), 2: (1.0, 0.0), 3: (1.0, 1.0), 4: (0.0, 1.0), 5: (0.0, 2.0)}
+_WILL_VOTE = {"yes": (1.0, 0.0), "no": (0.0, 1.0)}
+_DONATE_ASK = {"pledged": (1.0, 0.0), "declined": (0.0, 1.0)}
+_AD = {"click": (1.0, 0.0), "view": (0.0, 1.0), "impression": (0.0, 1.0)}
+
+HOUSEHOLD_WEIGHT = {"support": 0.3, "turnout": 0.3, "donor": 0.15, "engagement": 0.0}
+"""The share of one member's evidence that reaches each other member of the household.
+
+Household members share politics, habits of voting and money, so what one says is
+weaker evidence about the others; an ad click says nothing about anyone else's clicks.
+"""
+
+
+def evidence_from_event(event: dict[str, Any]) -> Evidence:
+    """The pseudo-counts ``event`` adds to its own voter's scores (maybe none)."""
+    payload = event.get("payload") or {}
+    kind = event.get("type")
+    if kind == "canvass":
+        return _canvass_evidence(payload)
+    if kind == "donation":
+        return {"donor": (2.0, 0.0) if payload.get("recurring") else (1.0, 0.0)}
+    if kind == "ad" and payload.get("action") in _AD:
+        return {"engagement": _AD[payload["action"]]}
+    return {}
+
+
+def _canvass_evidence(payload: dict[str, Any]) -> Evidence:
+    if payload.get("contact") != "contacted":
+        return {}
+    evidence = {}
+    if payload.get("support_id") in _SUPPORT:
+        evidence["support"] = _SUPPORT[payload["support_id"]]
+    if payload.get("will_vote") in _WILL_VOTE:
+        evidence["turnout"] = _WILL_VOTE[payload["will_vote"]]
+    if payload.get("donate_ask") in _DONATE_ASK:
+        evidence["donor"] = _DONATE_ASK[payload["donate_ask"]]
+    return evidence
+
+
+def household_share(evidence: Evidence) -> Evidence:
+    """The weaker evidence the same event adds to each other member of the household."""
+    shared = {}
+    for score, (successes, failures) in evidence.items():
+        weight = HOUSEHOLD_WEIGHT.get(score, 0.0)
+        if weight and (successes or failures):
+            shared[score] = (_thousandths(successes * weight), _thousandths(failures * weight))
+    return shared
+
+
+def _thousandths(value: float) -> float:
+    return round(value * 1000) / 1000
