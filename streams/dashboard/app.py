@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from streams.config import Settings
 from streams.dashboard import access, queries
@@ -164,13 +165,17 @@ async def recent_changes(request: web.Request) -> web.Response:
 
 async def feed(request: web.Request) -> web.StreamResponse:
     """Server-sent events: one ``change`` event per entry of the change feed, as it lands."""
+    settings, reader = request.app[CONFIG].settings, request.app[READER]
+    # A reconnecting browser sends the last id it saw, so no change is skipped. "Now"
+    # is pinned to an id before answering, so a change made right after is not missed.
+    after = request.headers.get("Last-Event-ID") or request.query.get("after") or "$"
+    if after == "$":
+        after = await queries.last_change_id(reader, settings)
+
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
     )
     await response.prepare(request)
-    # A reconnecting browser sends the last id it saw, so no change is skipped.
-    after = request.headers.get("Last-Event-ID") or request.query.get("after") or "$"
-    settings, reader = request.app[CONFIG].settings, request.app[READER]
     try:
         while True:
             changes = await queries.next_changes(reader, settings, after, FEED_BLOCK_MS)
@@ -178,7 +183,9 @@ async def feed(request: web.Request) -> web.StreamResponse:
             if changes:
                 after = changes[-1]["id"]
     except (ConnectionResetError, asyncio.CancelledError):
-        pass
+        pass  # the browser went away, or the server is stopping
+    except RedisError as exc:
+        log.warning("Live feed stopped on a Redis error. %s", kv(error=type(exc).__name__))
     return response
 
 

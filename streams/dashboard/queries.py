@@ -152,6 +152,12 @@ async def recent_changes(
     return [change_record(entry_id, fields) for entry_id, fields in reversed(entries)]
 
 
+async def last_change_id(reader: aioredis.Redis, settings: Settings) -> str:
+    """The id of the newest change, or ``0-0`` before the first: where "from now" starts."""
+    newest = await reader.xrevrange(layout.changes(settings), count=1)
+    return newest[0][0] if newest else "0-0"
+
+
 async def next_changes(
     reader: aioredis.Redis, settings: Settings, after: str, block_ms: int
 ) -> list[dict[str, Any]]:
