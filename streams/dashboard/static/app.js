@@ -253,8 +253,12 @@ function drawVoter(voter) {
 function contribution(record) {
   if (!record.evidence) return typeof record === "string" ? record : JSON.stringify(record);
   return Object.entries(record.evidence)
-    .map(([score, [yes, no]]) => `${score} +${yes} for, +${no} against`)
+    .map(([score, [yes, no]]) => `${score} +${amount(yes)} for, +${amount(no)} against`)
     .join("; ");
+}
+
+function amount(x) {
+  return Number(x).toFixed(2).replace(/\.?0+$/, "");
 }
 
 function explanation(voter) {
