@@ -48,6 +48,10 @@ class Settings:
         values.update(overrides)
         return cls(**values)
 
+    def to_env(self) -> dict[str, str]:
+        """These settings as environment variables, for starting another votescore process."""
+        return {f.metadata["env"]: str(getattr(self, f.name)) for f in fields(self)}
+
     def topic(self, name: str) -> str:
         """The full Kafka topic name for one of votescore's logical topics."""
         return f"{self.topic_prefix}{name}"

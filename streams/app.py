@@ -1,0 +1,196 @@
+"""The Faust application: agents that turn evidence records into scores.
+
+One agent consumes the four event topics and the household-evidence topic in
+batches and hands each batch to :class:`~streams.pipeline.ScoringPipeline`. Beside
+it run the model follower (newest population models), the learner (on whichever
+worker owns the ``labels`` partition) and the ops web server.
+
+A batch that fails because Redis or Kafka is unreachable is retried with backoff
+until it succeeds: the agent stops consuming meanwhile (back-pressure), and the
+batch's offsets are committed only after it went through, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import faust
+from kafka.errors import KafkaError
+from redis.exceptions import RedisError
+
+from streams import topics
+from streams.config import Settings
+from streams.errors import InvalidEvent
+from streams.logs import get_logger, kv
+from streams.modelsync import Learner, ModelFollower
+from streams.outbox import KafkaOutbox
+from streams.pipeline import BatchReport, Record, ScoringPipeline
+from streams.redisio import RedisStore
+
+log = get_logger(__name__)
+SERVICE_ERRORS = (RedisError, KafkaError, OSError, asyncio.TimeoutError)
+SLOW_BATCH_S = 0.5
+
+
+class Backoff:
+    """Exponential backoff between retries, capped; resets after a success."""
+
+    def __init__(self, first: float = 0.1, cap: float = 5.0):
+        self.first, self.cap, self.delay = first, cap, first
+
+    async def wait(self) -> None:
+        await asyncio.sleep(self.delay)
+        self.delay = min(self.cap, self.delay * 2)
+
+    def reset(self) -> None:
+        self.delay = self.first
+
+
+class ScoringWorker:
+    """Everything one worker process holds: Redis, the models, the pipeline."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.follower = ModelFollower(settings)
+        self.learner = Learner(settings)
+        self.outbox = KafkaOutbox(settings)
+        self.store: RedisStore | None = None
+        self.pipeline: ScoringPipeline | None = None
+        self._started = asyncio.Lock()
+        self.totals = BatchReport()
+        self.last_batch_at = 0.0
+
+    async def start(self) -> ScoringPipeline:
+        async with self._started:
+            if self.pipeline is None:
+                backoff = Backoff()
+                while self.store is None:
+                    try:
+                        self.store = await RedisStore.open(self.settings)
+                    except SERVICE_ERRORS as exc:
+                        log.warning("Redis not reachable yet %s", kv(error=type(exc).__name__))
+                        await backoff.wait()
+                await self.outbox.start()
+                self.pipeline = ScoringPipeline(
+                    self.settings, self.store, self.follower, self.outbox
+                )
+                log.info(
+                    "Worker ready %s",
+                    kv(
+                        app=self.settings.app_id,
+                        redis=self.store.clustered and "cluster" or "single",
+                    ),
+                )
+        return self.pipeline
+
+    async def process(self, records: Sequence[Record]) -> BatchReport:
+        """Process a batch; retry service failures; never lose a record."""
+        pipeline = await self.start()
+        backoff = Backoff()
+        started = time.perf_counter()
+        while True:
+            try:
+                report = await pipeline.process(records)
+                break
+            except SERVICE_ERRORS as exc:
+                log.warning(
+                    "Batch failed, retrying %s",
+                    kv(records=len(records), error=type(exc).__name__, retry_in=backoff.delay),
+                )
+                await backoff.wait()
+            except Exception:
+                log.exception(
+                    "Batch failed on a bug; isolating records %s", kv(records=len(records))
+                )
+                report = await self._process_one_by_one(pipeline, records)
+                break
+        self._account(report, time.perf_counter() - started, len(records))
+        return report
+
+    async def _process_one_by_one(
+        self, pipeline: ScoringPipeline, records: Sequence[Record]
+    ) -> BatchReport:
+        # A record that breaks the pipeline goes to the dead letters on its own,
+        # so one poisoned event cannot stall its partition.
+        total = BatchReport()
+        for record in records:
+            try:
+                report = await pipeline.process([record])
+            except SERVICE_ERRORS:
+                raise
+            except Exception as exc:
+                error = InvalidEvent("processing_error", repr(exc)[:300])
+                await pipeline.outbox.send_many(pipeline._dead_letters([(record, error)]))
+                report = BatchReport(dead_letters={"processing_error": 1})
+            _merge(total, report)
+        return total
+
+    def _account(self, report: BatchReport, elapsed: float, size: int) -> None:
+        _merge(self.totals, report)
+        self.last_batch_at = time.time()
+        for reason, count in report.dead_letters.items():
+            log.warning("Dead-lettered events %s", kv(reason=reason, count=count))
+        if elapsed > SLOW_BATCH_S:
+            log.warning("Slow batch %s", kv(records=size, elapsed_s=elapsed))
+
+
+def _merge(total: BatchReport, report: BatchReport) -> None:
+    for topic, n in report.processed.items():
+        total.processed[topic] = total.processed.get(topic, 0) + n
+    for reason, n in report.dead_letters.items():
+        total.dead_letters[reason] = total.dead_letters.get(reason, 0) + n
+    total.duplicates += report.duplicates
+    total.applied += report.applied
+
+
+def to_record(event: Any) -> Record:
+    message = event.message
+    return Record(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        value=message.value,
+        timestamp_ms=int(message.timestamp * 1000),
+    )
+
+
+def create_app(settings: Settings) -> tuple[faust.App, ScoringWorker]:
+    """Build the Faust app and the worker state its agents use."""
+    app = faust.App(
+        settings.app_id,
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        store="memory://",
+        topic_partitions=settings.partitions,
+        topic_replication_factor=1,
+        web_enabled=False,
+        datadir=str(settings.data_dir / settings.app_id),
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        broker_commit_interval=1.0,
+        autodiscover=False,
+    )
+    worker = ScoringWorker(settings)
+    names = [settings.topic(t) for t in topics.EVENT_TOPICS]
+    names.append(settings.topic(topics.HOUSEHOLD_EVIDENCE))
+    evidence = app.topic(
+        *names, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+    )
+
+    @app.agent(evidence, name="score")
+    async def score(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_window_s):
+            await worker.process([to_record(event) for event in events])
+
+    @app.task
+    async def follow_models() -> None:
+        await worker.follower.run()
+
+    @app.task
+    async def learn() -> None:
+        await worker.learner.run()
+
+    return app, worker

@@ -1,0 +1,68 @@
+-- Library: applying one event's evidence to one voter, exactly once.
+--
+-- Totals are kept in integer thousandths of a pseudo-count, so that removing a
+-- retracted event subtracts exactly what adding it added.
+
+local function milli(x)
+  return math.floor(x * 1000 + 0.5)
+end
+
+local function add(voter_key, field, amount)
+  -- Lua renders -1 * 0 as "-0", which HINCRBY refuses; zero adds nothing anyway.
+  if amount ~= 0 then
+    redis.call('HINCRBY', voter_key, field, amount)
+  end
+end
+
+local function fold_evidence(voter_key, doc, sign)
+  for score, pair in pairs(doc.evidence or {}) do
+    add(voter_key, score .. '_a', sign * milli(pair[1]))
+    add(voter_key, score .. '_b', sign * milli(pair[2]))
+    add(voter_key, score .. '_n', sign)
+  end
+end
+
+-- Append {applied, seq, then per score: successes, failures, count, value or -1} to out.
+local function voter_state(out, voter_key, applied, scores)
+  out[#out + 1] = applied
+  out[#out + 1] = tonumber(redis.call('HGET', voter_key, 'seq') or '0')
+  for _, s in ipairs(scores) do
+    local v = redis.call('HMGET', voter_key, s .. '_a', s .. '_b', s .. '_n', s)
+    out[#out + 1] = tonumber(v[1] or '0')
+    out[#out + 1] = tonumber(v[2] or '0')
+    out[#out + 1] = tonumber(v[3] or '0')
+    out[#out + 1] = tonumber(v[4] or '-1')
+  end
+end
+
+local function retract(evidence_key, voter_key, event_id, target)
+  local original = redis.call('HGET', evidence_key, target)
+  if not original then
+    -- The original has not arrived yet: a tombstone makes sure it never counts.
+    local tombstone = cjson.encode({retracted_by = event_id, evidence = {}})
+    redis.call('HSET', evidence_key, target, tombstone)
+    return
+  end
+  local doc = cjson.decode(original)
+  if doc.retracted_by then
+    return
+  end
+  fold_evidence(voter_key, doc, -1)
+  doc.retracted_by = event_id
+  redis.call('HSET', evidence_key, target, cjson.encode(doc))
+end
+
+-- Returns 1 when the event was applied now, 0 when it had been applied before.
+local function apply_event(evidence_key, voter_key, event_id, record, retracts)
+  if redis.call('HEXISTS', evidence_key, event_id) == 1 then
+    return 0
+  end
+  if retracts == '' then
+    fold_evidence(voter_key, cjson.decode(record), 1)
+  else
+    retract(evidence_key, voter_key, event_id, retracts)
+  end
+  redis.call('HSET', evidence_key, event_id, record)
+  redis.call('HINCRBY', voter_key, 'seq', 1)
+  return 1
+end

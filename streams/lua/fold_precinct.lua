@@ -1,0 +1,10 @@
+-- Fold one voter's scores into their precinct (the Redis Cluster path).
+--
+-- KEYS[1] precinct:{P}, KEYS[2] precinct-members:{P}
+-- ARGV[1] voter id, ARGV[2] "v1,v2,..." in the order of ARGV[3..], the score names
+
+local scores = {}
+for i = 3, #ARGV do
+  scores[#scores + 1] = ARGV[i]
+end
+return fold_precinct(KEYS[1], KEYS[2], ARGV[1], ARGV[2], scores)

@@ -1,0 +1,333 @@
+"""Redis: the keys votescore writes (the dashboard contract), and the writes themselves.
+
+Everything written for one voter carries the voter id as a Redis Cluster hash tag
+(``voter:{V}``, ``evidence:{V}``, ...), so the Lua script that applies an event touches
+one slot and runs atomically on a single server or a cluster alike.
+
+One event costs a bounded number of round trips, whatever the batch size: one
+pipelined read of attributes that are not cached, one pipeline applying every event's
+evidence, one pipeline writing the refreshed scores.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+
+from models.population import SCORES
+from models.scoring import Score
+from streams.config import Settings
+
+HISTORY_LENGTH = 50
+
+
+class Keys:
+    """Key names, with the deployment's namespace prefix."""
+
+    def __init__(self, namespace: str = ""):
+        self.ns = namespace
+        self.precincts = f"{namespace}precincts"
+        self.changes = f"{namespace}changes"
+        self.model = f"{namespace}model"
+        self.sweep = f"{namespace}sweep"
+        self.exports = f"{namespace}exports"
+
+    def voter(self, voter_id: str) -> str:
+        return f"{self.ns}voter:{{{voter_id}}}"
+
+    def attrs(self, voter_id: str) -> str:
+        return f"{self.ns}attrs:{{{voter_id}}}"
+
+    def evidence(self, voter_id: str) -> str:
+        return f"{self.ns}evidence:{{{voter_id}}}"
+
+    def history(self, voter_id: str) -> str:
+        return f"{self.ns}history:{{{voter_id}}}"
+
+    def scores(self, score: str) -> str:
+        return f"{self.ns}scores:{{{score}}}"
+
+    def precinct(self, precinct: str) -> str:
+        return f"{self.ns}precinct:{{{precinct}}}"
+
+    def precinct_members(self, precinct: str) -> str:
+        return f"{self.ns}precinct-members:{{{precinct}}}"
+
+    def voter_pattern(self) -> str:
+        return f"{self.ns}attrs:{{*}}"
+
+    def voter_from_attrs_key(self, key: str) -> str:
+        return key[len(self.ns) + len("attrs:{") : -1]
+
+
+@dataclass(slots=True)
+class VoterState:
+    """A voter's evidence totals right after one event was applied (or found applied)."""
+
+    applied: bool
+    seq: int
+    totals: dict[str, tuple[float, float]]
+    counts: dict[str, int]
+    current: dict[str, int | None]
+
+
+@dataclass(slots=True)
+class ScoreWrite:
+    """Refreshed scores for one voter, and why they changed."""
+
+    voter_id: str
+    precinct: str
+    scores: dict[str, Score]
+    previous: dict[str, int | None]
+    cause: str
+    model_version: int
+    event_ts_ms: int
+    record_history: bool = True
+    changed: list[str] = field(default_factory=list)
+
+
+def _script(*names: str) -> str:
+    """Lua source, libraries first: Redis has no includes, so scripts are joined."""
+    folder = resources.files("streams.lua")
+    return "\n".join(folder.joinpath(name).read_text() for name in names)
+
+
+async def connect(url: str) -> aioredis.Redis | RedisCluster:
+    """Connect to a single Redis or, when the server says it is in a cluster, to the cluster."""
+    client = aioredis.Redis.from_url(url, decode_responses=True)
+    info = await client.info("cluster")
+    if info.get("cluster_enabled"):
+        await client.aclose()
+        return RedisCluster.from_url(url, decode_responses=True)
+    return client
+
+
+class RedisStore:
+    """Every read and write votescore makes to Redis."""
+
+    def __init__(self, client: aioredis.Redis | RedisCluster, keys: Keys, *, feed_maxlen: int):
+        self.client = client
+        self.keys = keys
+        self.feed_maxlen = feed_maxlen
+        self.clustered = isinstance(client, RedisCluster)
+        self._apply = client.register_script(_script("evidence.lua", "apply_batch.lua"))
+        self._write = client.register_script(_script("aggregates.lua", "write_batch.lua"))
+        self._fold = client.register_script(_script("aggregates.lua", "fold_precinct.lua"))
+
+    @classmethod
+    async def open(cls, settings: Settings) -> RedisStore:
+        client = await connect(settings.redis_url)
+        return cls(client, Keys(settings.redis_namespace), feed_maxlen=settings.change_feed_maxlen)
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    def pipeline(self, *, atomic: bool = False) -> Any:
+        # A cluster cannot run MULTI across slots; every write below is safe to
+        # repeat, so a non-atomic pipeline only widens the window, never the result.
+        return self.client.pipeline(transaction=atomic and not self.clustered)
+
+    async def voter_attributes(self, voter_ids: Sequence[str]) -> dict[str, dict[str, Any] | None]:
+        """The voter-file rows of these voters; None for a voter not in the file."""
+        pipe = self.pipeline()
+        for voter_id in voter_ids:
+            pipe.get(self.keys.attrs(voter_id))
+        rows = await pipe.execute()
+        return {v: (orjson.loads(row) if row else None) for v, row in zip(voter_ids, rows)}
+
+    async def apply_evidence(
+        self, items: Sequence[tuple[str, str, bytes, str]]
+    ) -> list[VoterState]:
+        """Apply (voter, event id, record JSON, retracted id) items in order, exactly once each."""
+        if not items:
+            return []
+        if not self.clustered:
+            return _voter_states(await self._apply_batch(self.client, items))
+
+        # In a cluster every voter is its own slot: one script call per event.
+        pipe = self.pipeline()
+        for item in items:
+            await self._apply_batch(pipe, [item])
+        return [state for reply in await pipe.execute() for state in _voter_states(reply)]
+
+    async def _apply_batch(self, client: Any, items: Sequence[tuple[str, str, bytes, str]]) -> Any:
+        keys: list[str] = []
+        for voter_id, *_rest in items:
+            keys += [self.keys.evidence(voter_id), self.keys.voter(voter_id)]
+        batch = [[event_id, record.decode(), retracts] for _v, event_id, record, retracts in items]
+        return await self._apply(keys=keys, args=[orjson.dumps(batch), *SCORES], client=client)
+
+    async def write_scores(self, writes: Sequence[ScoreWrite]) -> None:
+        """Store refreshed scores, their rankings, aggregates, feed and history."""
+        if not writes:
+            return
+        now_ms = int(time.time() * 1000)
+        if self.clustered:
+            await self._write_per_command(writes, now_ms)
+        else:
+            await self._write_batch(writes, now_ms)
+
+    async def _write_batch(self, writes: Sequence[ScoreWrite], now_ms: int) -> None:
+        # One script call for the whole batch: a round trip and a parse per batch
+        # instead of a dozen per event, and the batch lands atomically.
+        keys = [self.keys.scores(name) for name in SCORES] + [self.keys.changes]
+        entries = []
+        for write in writes:
+            keys += [
+                self.keys.voter(write.voter_id),
+                self.keys.history(write.voter_id),
+                self.keys.precinct(write.precinct),
+                self.keys.precinct_members(write.precinct),
+            ]
+            entries.append(_write_entry(write, now_ms))
+        batch = {
+            "scores": list(SCORES),
+            "maxlen": self.feed_maxlen,
+            "history_length": HISTORY_LENGTH,
+            "writes": entries,
+        }
+        await self._write(keys=keys, args=[orjson.dumps(batch)])
+
+    async def _write_per_command(self, writes: Sequence[ScoreWrite], now_ms: int) -> None:
+        # Redis Cluster: the voter's keys, each ranking, each precinct and the feed
+        # live in different slots, so each is written by its own command. Every one
+        # of them but the feed and history is set from state, so a retried batch
+        # converges on the same result.
+        pipe = self.pipeline()
+        for write in writes:
+            entry = _write_entry(write, now_ms)
+            pipe.hset(self.keys.voter(write.voter_id), mapping=_pairs(entry["fields"]))
+            for name in SCORES:
+                pipe.zadd(self.keys.scores(name), {write.voter_id: write.scores[name].value})
+            await self._fold(
+                keys=[
+                    self.keys.precinct(write.precinct),
+                    self.keys.precinct_members(write.precinct),
+                ],
+                args=[write.voter_id, entry["values"], *SCORES],
+                client=pipe,
+            )
+            self._queue_feed(pipe, entry)
+            if entry["history"] is not None:
+                pipe.lpush(self.keys.history(write.voter_id), entry["history"])
+                pipe.ltrim(self.keys.history(write.voter_id), 0, HISTORY_LENGTH - 1)
+        await pipe.execute()
+
+    def _queue_feed(self, pipe: Any, entry: dict[str, Any]) -> None:
+        for name, old, new in entry["feed"]:
+            change = {
+                "voter": entry["voter"],
+                "score": name,
+                "old": old,
+                "new": new,
+                "cause": entry["cause"],
+                "ts": entry["ts"],
+                "event_ts": entry["event_ts"],
+            }
+            pipe.xadd(self.keys.changes, change, maxlen=self.feed_maxlen, approximate=True)
+
+    async def load_voters(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Store voter-file rows (already stripped of anything hidden); returns the count."""
+        pipe = self.pipeline()
+        count = 0
+        precincts: set[str] = set()
+        for row in rows:
+            pipe.set(self.keys.attrs(str(row["voter_id"])), orjson.dumps(row))
+            precincts.add(str(row.get("precinct") or "unknown"))
+            count += 1
+            if count % 5_000 == 0:
+                await pipe.execute()
+        if precincts:
+            pipe.sadd(self.keys.precincts, *precincts)
+        await pipe.execute()
+        return count
+
+    async def voter(self, voter_id: str) -> dict[str, str]:
+        return await self.client.hgetall(self.keys.voter(voter_id))
+
+
+def _write_entry(write: ScoreWrite, now_ms: int) -> dict[str, Any]:
+    fields: list[Any] = [
+        "updated_at",
+        now_ms,
+        "model_version",
+        write.model_version,
+        "last_event",
+        write.cause,
+        "precinct",
+        write.precinct,
+    ]
+    for name, score in write.scores.items():
+        fields += [name, score.value, f"{name}_low", score.low, f"{name}_high", score.high]
+    history = None
+    if write.record_history:
+        moved = {n: s.value for n, s in write.scores.items()}
+        history = orjson.dumps({"ts": now_ms, "event": write.cause, "scores": moved}).decode()
+    feed = [
+        [
+            name,
+            "" if write.previous.get(name) is None else write.previous[name],
+            write.scores[name].value,
+        ]
+        for name in write.changed
+    ]
+    return {
+        "voter": write.voter_id,
+        "fields": fields,
+        "values": ",".join(str(write.scores[name].value) for name in SCORES),
+        "feed": feed,
+        "cause": write.cause,
+        "ts": now_ms,
+        "event_ts": write.event_ts_ms,
+        "history": history,
+    }
+
+
+def _pairs(flat: list[Any]) -> dict[str, Any]:
+    return dict(zip(flat[::2], flat[1::2]))
+
+
+STATE_WIDTH = 2 + 4 * len(SCORES)
+
+
+def _voter_states(reply: list[Any]) -> list[VoterState]:
+    return [_voter_state(reply[i : i + STATE_WIDTH]) for i in range(0, len(reply), STATE_WIDTH)]
+
+
+def _voter_state(reply: list[Any]) -> VoterState:
+    totals: dict[str, tuple[float, float]] = {}
+    counts: dict[str, int] = {}
+    current: dict[str, int | None] = {}
+    for i, name in enumerate(SCORES):
+        a, b, n, value = reply[2 + 4 * i : 6 + 4 * i]
+        totals[name] = (int(a) / 1000, int(b) / 1000)
+        counts[name] = int(n)
+        current[name] = None if int(value) < 0 else int(value)
+    return VoterState(bool(reply[0]), int(reply[1]), totals, counts, current)
+
+
+async def read_voter_states(store: RedisStore, voter_ids: Sequence[str]) -> list[VoterState]:
+    """Evidence totals and stored scores of these voters, without changing anything."""
+    fields = ["seq"]
+    for name in SCORES:
+        fields += [f"{name}_a", f"{name}_b", f"{name}_n", name]
+    pipe = store.pipeline()
+    for voter_id in voter_ids:
+        pipe.hmget(store.keys.voter(voter_id), fields)
+    replies = await pipe.execute()
+    states = []
+    for reply in replies:
+        seq, rest = reply[0], reply[1:]
+        padded = [int(v) if v is not None else 0 for v in rest]
+        for i in range(len(SCORES)):  # a missing score reads as -1, as in the Lua script
+            if rest[4 * i + 3] is None:
+                padded[4 * i + 3] = -1
+        states.append(_voter_state([0, int(seq or 0), *padded]))
+    return states

@@ -1,0 +1,165 @@
+"""Shared fixtures: real Kafka and Redis, isolated per test by prefixes and namespaces."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import redis
+
+from streams.config import Settings
+
+T = TypeVar("T")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def wait_for(
+    condition: Callable[[], T], *, timeout: float = 30.0, interval: float = 0.05, what: str = ""
+) -> T:
+    """Poll ``condition`` until it returns something truthy; fail the test after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def isolated_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    """Settings with a topic prefix, consumer group and Redis namespace of their own."""
+    tag = uuid.uuid4().hex[:10]
+    values: dict[str, Any] = {
+        "topic_prefix": f"t{tag}-",
+        "redis_namespace": f"t{tag}:",
+        "app_id": f"vs-t{tag}",
+        "partitions": 2,
+        "data_dir": tmp_path / "worker",
+        "web_port": free_port(),
+        "log_level": "INFO",
+    }
+    values.update(overrides)
+    return Settings.from_env(**values)
+
+
+def cleanup(settings: Settings) -> None:
+    """Remove the test's Redis keys and Kafka topics."""
+    from streams.kafka_admin import delete_topics
+
+    client = redis.Redis.from_url(settings.redis_url)
+    keys = list(client.scan_iter(match=f"{settings.redis_namespace}*", count=1000))
+    for start in range(0, len(keys), 500):
+        client.delete(*keys[start : start + 500])
+    client.close()
+    try:
+        delete_topics(settings)
+    except Exception:  # a broker test may have left Kafka down; its topics die with the run
+        pass
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Iterator[Settings]:
+    settings = isolated_settings(tmp_path)
+    yield settings
+    cleanup(settings)
+
+
+@pytest.fixture
+def redis_client(settings: Settings) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    yield client
+    client.close()
+
+
+def votescore(settings: Settings, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the votescore CLI in a subprocess with these settings."""
+    env = {**os.environ, **settings.to_env()}
+    return subprocess.run(
+        [sys.executable, "-m", "streams.cli", *args],
+        env=env, cwd=ROOT, capture_output=True, text=True, check=check, timeout=300,
+    )
+
+
+class WorkerProcess:
+    """A `votescore worker` subprocess, its log kept in a file for failing tests."""
+
+    def __init__(self, settings: Settings, log_path: Path):
+        self.settings = settings
+        self.log_path = log_path
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> WorkerProcess:
+        env = {**os.environ, **self.settings.to_env()}
+        self.log_file = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker"],
+            env=env, cwd=ROOT, stdout=self.log_file, stderr=subprocess.STDOUT,
+        )
+        return self
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=30)
+        self.log_file.close()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture
+def start_worker(settings: Settings, tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    started: list[WorkerProcess] = []
+
+    def start(worker_settings: Settings | None = None) -> WorkerProcess:
+        n = len(started)
+        worker = WorkerProcess(worker_settings or settings, tmp_path / f"worker{n}.log").start()
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture
+def voter_file(tmp_path: Path) -> Path:
+    from models.voters import generate_voters, write_voters
+
+    path = tmp_path / "voters.parquet"
+    write_voters(generate_voters(300, seed=7, extra_columns=10), path)
+    return path
+
+
+@pytest.fixture
+def loaded_voters(settings: Settings, voter_file: Path) -> Path:
+    from models.voters import read_voters
+    from streams.commands import _load_and_score
+
+    asyncio.run(_load_and_score(settings, read_voters(voter_file)))
+    return voter_file
