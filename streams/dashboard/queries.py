@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 
 from streams.config import Settings
 from streams.dashboard import layout
+from streams.dashboard.explain import moved_by
 from streams.dashboard.layout import BUCKETS, SCORES
 from streams.dashboard.segments import Segment, Target
 
@@ -111,6 +112,7 @@ async def voter_view(
         current, history, evidence = await pipe.execute()
     if not current:
         return None
+    records = {event_id: _json(raw) for event_id, raw in evidence.items()}
     return {
         "voter": voter_id,
         "precinct": current.get("precinct"),
@@ -120,7 +122,8 @@ async def voter_view(
         "scores": current_scores(current),
         # Stored newest first; a chart reads oldest first.
         "history": [_json(item) for item in reversed(history)],
-        "evidence": evidence_items(evidence),
+        "evidence": evidence_items(records),
+        "moved_by": moved_by(current, records),
         "explain": _json(current["explain"]) if current.get("explain") else None,
     }
 
@@ -138,9 +141,9 @@ def current_scores(current: Mapping[str, str]) -> dict[str, dict[str, int | None
     }
 
 
-def evidence_items(evidence: Mapping[str, str]) -> list[dict[str, Any]]:
-    """The ``evidence:{V}`` hash as a list of {event, contribution}, oldest first when dated."""
-    items = [{"event": event_id, "contribution": _json(raw)} for event_id, raw in evidence.items()]
+def evidence_items(records: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Decoded ``evidence:{V}`` records as a list of {event, contribution}, oldest first."""
+    items = [{"event": event_id, "contribution": record} for event_id, record in records.items()]
     return sorted(items, key=lambda item: str(_field(item["contribution"], "ts") or ""))
 
 

@@ -93,5 +93,5 @@ def test_voter_lookup_shows_scores_history_and_evidence(
     page.wait_for_selector("#voter-scores .main-svg")
     page.wait_for_selector("#voter-history .main-svg")
     assert "support +1 for, +0 against" in page.inner_text("#voter-evidence tbody")
-    assert "canvass c-8f2a" in page.inner_text("#voter-explain")
+    assert "pts by canvass c-8f2a" in page.inner_text("#voter-explain")
     page.screenshot(path=ARTIFACTS / "voter-lookup.png", full_page=True)

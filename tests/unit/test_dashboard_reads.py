@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import orjson
-
 from streams.dashboard.queries import (
     change_record,
     current_scores,
@@ -51,8 +49,8 @@ def test_current_scores_carry_interval_and_evidence_count() -> None:
 
 def test_evidence_is_listed_oldest_first_and_unreadable_records_stay_visible() -> None:
     evidence = {
-        "late": orjson.dumps({"type": "donation", "ts": "2026-12-03T10:00:00Z"}).decode(),
-        "early": orjson.dumps({"type": "canvass", "ts": "2026-12-01T10:00:00Z"}).decode(),
+        "late": {"type": "donation", "ts": "2026-12-03T10:00:00Z"},
+        "early": {"type": "canvass", "ts": "2026-12-01T10:00:00Z"},
         "odd": "not json",
     }
 

@@ -261,14 +261,16 @@ function amount(x) {
   return Number(x).toFixed(2).replace(/\.?0+$/, "");
 }
 
+// One line per score: the events that moved it most, in points, biggest first.
 function explanation(voter) {
   if (voter.explain) {
     return typeof voter.explain === "string" ? voter.explain : JSON.stringify(voter.explain, null, 1);
   }
-  if (!voter.evidence.length) return "No evidence yet: the scores are the population model's.";
-  const last = voter.evidence.find((item) => item.event === voter.last_event) || voter.evidence.at(-1);
-  const kind = (last.contribution && last.contribution.type) || "event";
-  return `${voter.evidence.length} pieces of evidence; the last change came from ${kind} ${last.event}.`;
+  const lines = Object.entries(voter.moved_by || {}).map(([score, events]) =>
+    `${score}: ` + events.map((e) =>
+      `${e.points >= 0 ? "+" : "−"}${amount(Math.abs(e.points))} pts by ${e.type ?? "event"} ${e.event}`,
+    ).join(" · "));
+  return lines.length ? lines.join("\n") : "No evidence yet: the scores are the population model's.";
 }
 
 // --- Start ------------------------------------------------------------------------
