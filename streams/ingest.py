@@ -388,6 +388,9 @@ def openapi_spec() -> dict[str, Any]:
     event_schema = TypeAdapter(Event).json_schema(ref_template="#/components/schemas/{model}")
     schemas = event_schema.pop("$defs")
     schemas["Event"] = event_schema
+    for model in schemas.values():
+        if "ts" in model.get("properties", {}):
+            model["properties"]["ts"]["description"] = _TS_RULE
     schemas["Accepted"] = _ACCEPTED_SCHEMA
     schemas["Error"] = _ERROR_SCHEMA
     return {
@@ -411,6 +414,13 @@ def openapi_spec() -> dict[str, Any]:
             ),
         },
     }
+
+
+# JSON Schema cannot say "not in the future"; the rule is written out instead.
+_TS_RULE = (
+    "ISO-8601 time with a zone; more than the configured skew (300 s by default) "
+    "ahead of the server's clock is refused as ts_in_future"
+)
 
 
 def _ref(name: str) -> str:
