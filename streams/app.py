@@ -29,6 +29,7 @@ from streams.modelsync import Learner, ModelFollower
 from streams.outbox import KafkaOutbox
 from streams.pipeline import BatchReport, Record, ScoringPipeline
 from streams.redisio import RedisStore
+from streams.sweep import Sweeper
 
 log = get_logger(__name__)
 SERVICE_ERRORS = (RedisError, KafkaError, OSError, asyncio.TimeoutError)
@@ -60,6 +61,8 @@ class ScoringWorker:
         self.store: RedisStore | None = None
         self.pipeline: ScoringPipeline | None = None
         self._started = asyncio.Lock()
+        # Held while a batch or a sweep chunk runs, so the two never race on a voter.
+        self.lock = asyncio.Lock()
         self.totals = BatchReport()
         self.last_batch_at = 0.0
 
@@ -93,7 +96,8 @@ class ScoringWorker:
         started = time.perf_counter()
         while True:
             try:
-                report = await pipeline.process(records)
+                async with self.lock:
+                    report = await pipeline.process(records)
                 break
             except SERVICE_ERRORS as exc:
                 log.warning(
@@ -146,6 +150,32 @@ def _merge(total: BatchReport, report: BatchReport) -> None:
     total.applied += report.applied
 
 
+def owned_partitions(app: faust.App, settings: Settings) -> set[int]:
+    """Partitions of the event topics this worker owns now (all share one partitioner)."""
+    topic = settings.topic("canvass")
+    return {tp.partition for tp in app.consumer.assignment() if tp.topic == topic}
+
+
+async def sweep_on_model_change(app: faust.App, worker: ScoringWorker) -> None:
+    """Re-score every owned voter whenever the population models move on."""
+    settings = worker.settings
+    assert worker.store is not None
+    sweeper = Sweeper(
+        worker.store,
+        partitions=settings.partitions,
+        owned=lambda: owned_partitions(app, settings),
+        lock=worker.lock,
+        max_rate=settings.sweep_rate or None,
+    )
+    swept_version = -1
+    while True:
+        models = worker.follower.models
+        if models.version != swept_version and models.version > 0:
+            await sweeper.sweep(models)
+            swept_version = models.version
+        await asyncio.sleep(settings.sweep_interval_s)
+
+
 def to_record(event: Any) -> Record:
     message = event.message
     return Record(
@@ -192,5 +222,10 @@ def create_app(settings: Settings) -> tuple[faust.App, ScoringWorker]:
     @app.task
     async def learn() -> None:
         await worker.learner.run()
+
+    @app.task
+    async def sweep() -> None:
+        await worker.start()
+        await sweep_on_model_change(app, worker)
 
     return app, worker

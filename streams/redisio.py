@@ -266,6 +266,7 @@ def _write_entry(write: ScoreWrite, now_ms: int) -> dict[str, Any]:
     ]
     for name, score in write.scores.items():
         fields += [name, score.value, f"{name}_low", score.low, f"{name}_high", score.high]
+        fields += [f"{name}_n", score.evidence]
     history = None
     if write.record_history:
         moved = {n: s.value for n, s in write.scores.items()}

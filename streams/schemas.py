@@ -131,7 +131,9 @@ def decode_event(
 
     now = time.time() if now is None else now
     if event.ts_epoch > now + max_future_skew_s:
-        raise InvalidEvent("ts_in_future", f"ts {event.ts.isoformat()} is in the future", field="ts")
+        raise InvalidEvent(
+            "ts_in_future", f"ts {event.ts.isoformat()} is in the future", field="ts"
+        )
     return event
 
 
@@ -147,7 +149,9 @@ def _parse_document(raw: bytes, max_bytes: int) -> dict[str, Any]:
     except orjson.JSONDecodeError as exc:
         raise InvalidEvent("malformed_json", str(exc)) from exc
     if not isinstance(document, dict):
-        raise InvalidEvent("not_an_object", f"expected a JSON object, got {type(document).__name__}")
+        raise InvalidEvent(
+            "not_an_object", f"expected a JSON object, got {type(document).__name__}"
+        )
     return document
 
 
@@ -157,14 +161,19 @@ def _check_envelope(document: dict[str, Any], expected_type: str | None) -> None
     version = document.get("schema_version")
     if version != SCHEMA_VERSION:
         raise InvalidEvent(
-            "unknown_schema_version", f"schema_version {version!r} is not {SCHEMA_VERSION}",
+            "unknown_schema_version",
+            f"schema_version {version!r} is not {SCHEMA_VERSION}",
             field="schema_version",
         )
     kind = document.get("type")
     if kind not in EVENT_TYPES:
-        raise InvalidEvent("unknown_type", f"type {kind!r} is not one of {EVENT_TYPES}", field="type")
+        raise InvalidEvent(
+            "unknown_type", f"type {kind!r} is not one of {EVENT_TYPES}", field="type"
+        )
     if expected_type is not None and kind != expected_type:
-        raise InvalidEvent("wrong_topic", f"a {kind} event on the {expected_type} topic", field="type")
+        raise InvalidEvent(
+            "wrong_topic", f"a {kind} event on the {expected_type} topic", field="type"
+        )
     voter_id = document.get("voter_id")
     if voter_id is None or voter_id == "":
         raise InvalidEvent("missing_voter_id", "voter_id is missing or empty", field="voter_id")

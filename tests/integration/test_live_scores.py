@@ -95,7 +95,7 @@ def test_a_retraction_restores_the_score_exactly(settings, redis_client, loaded_
     for name in ("support", "turnout", "donor", "engagement"):
         assert after[name] == before[name]
         assert int(after[f"{name}_n"]) == 0
-        assert int(after[f"{name}_a"]) == 0 and int(after[f"{name}_b"]) == 0
+        assert int(after.get(f"{name}_a", 0)) == 0 and int(after.get(f"{name}_b", 0)) == 0
 
 
 def dead_letters(settings: Settings, expected: int) -> list:
