@@ -23,6 +23,7 @@ from kafka import KafkaConsumer
 
 from streams import health, lag
 from streams.config import Settings
+from streams.errors import InvalidEvent
 from streams.ingest import (
     IngestService,
     KafkaProducer,
@@ -31,6 +32,8 @@ from streams.ingest import (
     build_app,
     openapi_spec,
 )
+from streams.publisher import Publisher, PublishFailed
+from streams.schemas import new_event
 from streams.topics import EVENT_TOPICS
 
 pytestmark = pytest.mark.integration
@@ -234,3 +237,70 @@ def _later_than(ts: Any, now: datetime) -> bool:
         return datetime.fromisoformat(ts) > now
     except (TypeError, ValueError):
         return False
+
+
+# --- the Python publisher -------------------------------------------------------------
+
+
+def test_publisher_sends_each_event_to_its_topic_keyed_by_voter_in_order(settings):
+    events = [
+        new_event("canvass", f"V{i % 3}", {"contact": "not_home"}, source=SOURCE, event_id=f"p-{i}")
+        for i in range(30)
+    ]
+    events.append(
+        {
+            **canvass("p-dict", voter_id="V1"),
+            "type": "ad",
+            "payload": {"platform": "meta", "campaign": "gotv", "action": "click"},
+        }
+    )
+
+    with Publisher(settings) as publisher:
+        assert publisher.publish_many(events) == 31
+
+    ads = read_back(settings, settings.topic("ad-interactions"), 1)
+    assert [(r.key, orjson.loads(r.value)["event_id"]) for r in ads] == [(b"V1", "p-dict")]
+    mine = [
+        r
+        for r in read_back(settings, settings.topic("canvass"), 30)
+        if orjson.loads(r.value)["event_id"].startswith("p-")
+    ]
+    for voter in ("V0", "V1", "V2"):
+        ids = [orjson.loads(r.value)["event_id"] for r in mine if r.key == voter.encode()]
+        assert ids == [f"p-{i}" for i in range(30) if f"V{i % 3}" == voter]
+
+
+def test_publisher_refuses_an_invalid_event_before_sending(settings):
+    with Publisher(settings) as publisher:
+        with pytest.raises(InvalidEvent) as refused:
+            publisher.publish(canvass("p-bad") | {"payload": {"contact": "asleep"}})
+        assert refused.value.field == "payload.contact"
+        assert publisher.published == 0
+
+
+def test_publisher_flush_names_the_events_kafka_refused():
+    unique = uuid.uuid4().hex[:10]
+    settings = Settings(topic_prefix=f"t{unique}-", app_id=f"t{unique}")
+    admin = lag.connect(settings)
+    # A topic that refuses records over 200 bytes: the broker, not the client, says no.
+    admin.create_topics(
+        {
+            settings.topic("canvass"): {
+                "num_partitions": 1,
+                "replication_factor": 1,
+                "configs": {"max.message.bytes": "200"},
+            }
+        },
+        wait_for_metadata=True,
+    )
+    try:
+        publisher = Publisher(settings)
+        big = new_event("canvass", "V1", {"contact": "moved"}, source="x" * 60, event_id="p-big")
+        publisher.publish(big)
+        with pytest.raises(PublishFailed) as failed:
+            publisher.flush()
+        publisher.close()
+        assert [event_id for event_id, _ in failed.value.failures] == ["p-big"]
+    finally:
+        admin.delete_topics([settings.topic("canvass")])
+        admin.close()
