@@ -367,13 +367,15 @@ def raw_dot_cost(population: Population) -> float:
 
 
 CANDIDATES = {
-    "sgd0.005": {"lr": 0.005, "calibrate": False},
-    "sgd0.02": {"lr": 0.02, "calibrate": False},
-    "sgd0.05": {"lr": 0.05, "calibrate": False},
-    "sgd0.005+platt": {"lr": 0.005},
-    "sgd0.02+platt": {"lr": 0.02},
-    "sgd0.05+platt": {"lr": 0.05},
-    "sgd0.02+l2": {"lr": 0.02, "l2": 1e-4},
+    "sgd0.005": {"optimizer": "sgd", "lr": 0.005, "intercept_lr": 0.005},
+    "sgd0.02": {"optimizer": "sgd", "lr": 0.02},
+    "sgd0.02+platt": {"optimizer": "sgd", "lr": 0.02, "calibrate": True},
+    "sgd_decay0.5": {"optimizer": "sgd_decay", "lr": 0.5},
+    "sgd_decay1": {"optimizer": "sgd_decay", "lr": 1.0},
+    "adagrad0.03": {"lr": 0.03},
+    "adagrad0.03+platt": {"lr": 0.03, "calibrate": True},
+    "adagrad0.05": {"lr": 0.05},
+    "adagrad0.1": {"lr": 0.1},
 }
 
 
@@ -385,7 +387,8 @@ def compare(args: argparse.Namespace) -> int:
         labels = labels_from_event(event)
         if labels:
             stream.append((population.features[population.index[event["voter_id"]]], labels))
-    for name, settings in CANDIDATES.items():
+    candidates = CANDIDATES if not args.only else {n: CANDIDATES[n] for n in args.only}
+    for name, settings in candidates.items():
         models = PopulationModels(**settings)
         checkpoints = list(args.checkpoints)
         for features, labels in stream:
@@ -411,6 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smaller run, under a minute")
     parser.add_argument("--compare", action="store_true", help="compare model candidates")
+    parser.add_argument("--only", nargs="*", help="with --compare: these candidates only")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
     if args.quick:

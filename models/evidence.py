@@ -7,7 +7,8 @@ Evidence is ``score -> (successes, failures)``. Under the simulator's answer mod
   3 (undecided) one of each; 4 one "oppose"; 5 two;
 - will-vote "yes"/"no" is one turnout signal; "maybe" is none;
 - a donate ask "pledged"/"declined" is one donor signal; a donation is one donor
-  success, a recurring donation two (a standing commitment says more);
+  success (donors are drawn in proportion to their propensity, so a gift is a
+  likelihood ``p``; recurring or not, the simulator gives it no more meaning);
 - an ad click is one engagement success; an impression or view without a click one
   failure.
 
@@ -44,7 +45,7 @@ def evidence_from_event(event: dict[str, Any]) -> Evidence:
     if kind == "canvass":
         return _canvass_evidence(payload)
     if kind == "donation":
-        return {"donor": (2.0, 0.0) if payload.get("recurring") else (1.0, 0.0)}
+        return {"donor": (1.0, 0.0)}
     if kind == "ad" and payload.get("action") in _AD:
         return {"engagement": _AD[payload["action"]]}
     return {}

@@ -4,14 +4,21 @@ Every labeled event teaches the population what voters like this one tend to do;
 population model's probability is then a voter's *prior*, which that voter's own
 evidence updates (see :mod:`models.scoring`).
 
-Choices, each measured by ``bench/quality.py --compare`` against the hidden truth:
+Choices, each measured by ``bench/quality.py --compare`` against the hidden truth
+(30k voters, 50k labels; AUC of the population model, batch refit for reference):
 
 - a River ``LogisticRegression`` on fixed-scale features (see :mod:`models.features`),
-  learning one event at a time with plain SGD; no online scaler, so a feature keeps one
-  meaning across workers and restores;
-- an online Platt calibrator per score, fitted *prequentially* (each label first
-  scores the model that has not yet seen it), which corrects the over- or
-  under-confidence that step size and regularisation give raw online outputs.
+  learning one event at a time, no online scaler, so a feature keeps one meaning
+  across workers and restores;
+- AdaGrad with step 0.03: per-feature step sizes let rare features (a minor party, a
+  missing-value flag) learn as fast as common ones. Plain SGD at 0.02 trailed the
+  batch refit by 0.05-0.07 AUC and was badly calibrated (ECE 0.11 for support); at
+  0.005 it trailed by about 0.02. AdaGrad 0.03 comes within 0.01 AUC of the refit;
+- no calibrator by default: AdaGrad's raw outputs measured an ECE of 0.006-0.025,
+  and an online Platt calibrator (kept as ``calibrate=True``; fitted prequentially,
+  each label first scoring the model that has not yet seen it) did not improve them.
+  It does rescue plain SGD (support ECE 0.11 to 0.04), which is why it exists.
+- River's mini-batch methods are not used: the worker learns as each event arrives.
 """
 
 from __future__ import annotations
@@ -33,6 +40,12 @@ _SUPPORT_LABELS = {1: 1, 2: 1, 4: 0, 5: 0}
 _WILL_VOTE_LABELS = {"yes": 1, "no": 0}
 _DONATE_LABELS = {"pledged": 1, "declined": 0}
 _AD_LABELS = {"click": 1, "view": 0, "impression": 0}
+_OPTIMIZERS = {
+    "sgd": optim.SGD,
+    # Steps shrink as 1/sqrt(t): big moves early, fine ones once the model has settled.
+    "sgd_decay": lambda lr: optim.SGD(optim.schedulers.InverseScaling(lr, power=0.5)),
+    "adagrad": optim.AdaGrad,
+}
 
 
 def labels_from_event(event: dict[str, Any]) -> dict[str, int]:
@@ -99,16 +112,32 @@ class PopulationModels:
 
     Parameters
     ----------
+    optimizer
+        ``"adagrad"`` or ``"sgd"``, for the weights of the logistic regressions.
     lr
-        SGD step size of the logistic regressions (weights and intercept).
+        The optimizer's step size.
+    intercept_lr
+        The intercept's (constant) step size.
     l2
         L2 penalty of the logistic regressions.
     calibrate
         Whether to put an online Platt calibrator on each model's output.
     """
 
-    def __init__(self, *, lr: float = 0.02, l2: float = 0.0, calibrate: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        optimizer: str = "adagrad",
+        lr: float = 0.03,
+        intercept_lr: float = 0.02,
+        l2: float = 0.0,
+        calibrate: bool = False,
+    ) -> None:
+        if optimizer not in _OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {sorted(_OPTIMIZERS)}, not {optimizer!r}")
+        self.optimizer = optimizer
         self.lr = lr
+        self.intercept_lr = intercept_lr
         self.l2 = l2
         self.calibrate = calibrate
         self.version = 0
@@ -118,7 +147,9 @@ class PopulationModels:
 
     def _new_model(self) -> linear_model.LogisticRegression:
         return linear_model.LogisticRegression(
-            optimizer=optim.SGD(self.lr), l2=self.l2, intercept_lr=self.lr
+            optimizer=_OPTIMIZERS[self.optimizer](self.lr),
+            l2=self.l2,
+            intercept_lr=self.intercept_lr,
         )
 
     def learn_one(self, features: dict[str, float], labels: dict[str, int]) -> None:
@@ -164,7 +195,9 @@ class PopulationModels:
     def to_snapshot(self) -> bytes:
         """A compact, versioned snapshot: magic, format version, zlib-compressed JSON."""
         state = {
+            "optimizer": self.optimizer,
             "lr": self.lr,
+            "intercept_lr": self.intercept_lr,
             "l2": self.l2,
             "calibrate": self.calibrate,
             "version": self.version,
@@ -180,6 +213,7 @@ class PopulationModels:
             "weights": dict(model._weights.to_dict()),
             "intercept": model.intercept,
             "iterations": model.optimizer.n_iterations,
+            "g2": dict(getattr(model.optimizer, "g2", {})),
             "platt": [calibrator.a, calibrator.b],
         }
 
@@ -187,7 +221,8 @@ class PopulationModels:
     def from_snapshot(cls, data: bytes) -> PopulationModels:
         """Rebuild models from :meth:`to_snapshot` bytes; they predict identically."""
         state = _decode_snapshot(data)
-        models = cls(lr=state["lr"], l2=state["l2"], calibrate=state["calibrate"])
+        settings = ("optimizer", "lr", "intercept_lr", "l2", "calibrate")
+        models = cls(**{name: state[name] for name in settings})
         models.version = state["version"]
         models.labels_seen = state["labels_seen"]
         for score in SCORES:
@@ -200,6 +235,8 @@ class PopulationModels:
             model._weights[name] = weight
         model.intercept = state["intercept"]
         model.optimizer.n_iterations = state["iterations"]
+        if hasattr(model.optimizer, "g2"):  # AdaGrad's per-feature step sizes
+            model.optimizer.g2.update(state["g2"])
         self._calibrators[score].a, self._calibrators[score].b = state["platt"]
 
 
