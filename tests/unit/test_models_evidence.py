@@ -45,7 +45,7 @@ def test_maybe_and_unanswered_questions_add_nothing() -> None:
         ),
         (
             {"type": "donation", "payload": {"amount": 25.0, "recurring": True}},
-            {"donor": (2.0, 0.0)},
+            {"donor": (1.0, 0.0)},
         ),
         ({"type": "ad", "payload": {"action": "click"}}, {"engagement": (1.0, 0.0)}),
         ({"type": "ad", "payload": {"action": "impression"}}, {"engagement": (0.0, 1.0)}),
