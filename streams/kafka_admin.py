@@ -15,11 +15,18 @@ log = get_logger(__name__)
 
 def topic_specs(settings: Settings) -> list[NewTopic]:
     """Every topic votescore uses, as it should be created."""
-    keyed = [*topics.EVENT_TOPICS, topics.HOUSEHOLD_EVIDENCE, topics.DEAD_LETTERS]
-    specs = [NewTopic(settings.topic(name), settings.partitions, 1) for name in keyed]
+    # Events, household evidence and labels are kept forever: `votescore replay`
+    # rebuilds Redis from them, and the learner replays labels after its snapshot.
+    forever = {"retention.ms": "-1"}
+    keyed = [*topics.EVENT_TOPICS, topics.HOUSEHOLD_EVIDENCE]
+    specs = [
+        NewTopic(settings.topic(name), settings.partitions, 1, topic_configs=forever)
+        for name in keyed
+    ]
+    specs.append(NewTopic(settings.topic(topics.DEAD_LETTERS), settings.partitions, 1))
     # One partition each: one learner sees every label in order, and the newest
     # snapshot is simply the last record.
-    specs.append(NewTopic(settings.topic(topics.LABELS), 1, 1))
+    specs.append(NewTopic(settings.topic(topics.LABELS), 1, 1, topic_configs=forever))
     specs.append(
         NewTopic(
             settings.topic(topics.MODEL_SNAPSHOTS),
