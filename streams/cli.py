@@ -19,9 +19,11 @@ from streams.logs import configure_logging
 # Modules that contribute subcommands, in the order `votescore --help` lists them.
 COMMAND_MODULES = (
     "streams.commands",
+    "streams.demo",
     "streams.lag",
     "streams.ingest",
     "streams.dashboard",
+    "streams.replay",
 )
 
 

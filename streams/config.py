@@ -34,6 +34,12 @@ class Settings:
     change_feed_maxlen: int = field(default=100_000, metadata={"env": "VOTESCORE_FEED_MAXLEN"})
     batch_size: int = field(default=500, metadata={"env": "VOTESCORE_BATCH_SIZE"})
     batch_window_s: float = field(default=0.005, metadata={"env": "VOTESCORE_BATCH_WINDOW_S"})
+    # The learner publishes a model snapshot after this many new labels or seconds,
+    # whichever comes first; each new version invalidates every cached prior.
+    snapshot_every_labels: int = field(default=10_000, metadata={"env": "VOTESCORE_SNAPSHOT_EVERY"})
+    snapshot_interval_s: float = field(
+        default=10.0, metadata={"env": "VOTESCORE_SNAPSHOT_INTERVAL_S"}
+    )
     # The sweep re-scores every voter when the models change: at most this many
     # voters a second (0: as fast as it can between batches), at most this often.
     sweep_rate: float = field(default=0.0, metadata={"env": "VOTESCORE_SWEEP_RATE"})

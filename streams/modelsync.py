@@ -22,8 +22,8 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from models.population import SCORES, PopulationModels
 
+from models.population import SCORES, PopulationModels
 from streams import topics
 from streams.config import Settings
 from streams.logs import get_logger, kv
@@ -135,17 +135,10 @@ class RollingQuality:
 class Learner(ConsumerRebalanceListener):
     """Learns every labeled example once and publishes snapshots of the models."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        snapshot_every: int = 1_000,
-        snapshot_interval_s: float = 2.0,
-        seen_window: int = 100_000,
-    ):
+    def __init__(self, settings: Settings, *, seen_window: int = 100_000):
         self.settings = settings
-        self.snapshot_every = snapshot_every
-        self.snapshot_interval_s = snapshot_interval_s
+        self.snapshot_every = settings.snapshot_every_labels
+        self.snapshot_interval_s = settings.snapshot_interval_s
         self.models = PopulationModels()
         self.quality = RollingQuality()
         self.seen: OrderedDict[str, None] = OrderedDict()
@@ -211,7 +204,11 @@ class Learner(ConsumerRebalanceListener):
                 await self.publish()
 
     def learn(self, raw: bytes) -> None:
-        example = orjson.loads(raw)
+        """Learn from one record of the labels topic: a list of labeled examples."""
+        for example in orjson.loads(raw):
+            self.learn_example(example)
+
+    def learn_example(self, example: dict[str, Any]) -> None:
         event_id = example["event_id"]
         if event_id in self.seen:
             return

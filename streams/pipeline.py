@@ -23,16 +23,16 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
+
 from models.evidence import evidence_from_event, household_share
+from models.features import voter_features
 from models.population import SCORES, PopulationModels, labels_from_event
 from models.scoring import Score, score_voter
-
-from models.features import voter_features
 from streams import topics
 from streams.config import Settings
 from streams.errors import InvalidEvent
 from streams.redisio import RedisStore, ScoreWrite, VoterState
-from streams.schemas import decode_event
+from streams.schemas import decode_document
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +155,7 @@ class ScoringPipeline:
         if record.topic == self.household_topic:
             return _household_evidence(record)
 
-        event = decode_event(
+        event, document = decode_document(
             record.value,
             expected_type=self.expected_type.get(record.topic),
             now=now,
@@ -164,7 +164,6 @@ class ScoringPipeline:
         )
         if record.key is not None and record.key.decode("utf-8", "replace") != event.voter_id:
             raise InvalidEvent("key_mismatch", "record key differs from voter_id", field="voter_id")
-        document = event.model_dump(mode="json")
         retracts = document["payload"]["retracts"] if event.type == "retraction" else ""
         return Evidence(event.voter_id, event.event_id, document, record, retracts=retracts)
 
@@ -263,27 +262,26 @@ class ScoringPipeline:
     def _follow_ups(self, evidence: list[Evidence], states: list[VoterState]) -> list:
         # Sent for duplicates too: the first attempt may have died before sending.
         # The learner drops labels it has seen; household evidence has stable ids.
-        out = []
+        examples: list[dict[str, Any]] = []
+        out: list = []
         for item in evidence:
             if item.origin_voter is not None:
                 continue
-            out.extend(self._labels(item))
+            examples.extend(self._labels(item))
             out.extend(self._household(item))
+        if examples:
+            # One record for the batch's labels: the learner reads them in order.
+            out.append((self.settings.topic(topics.LABELS), None, orjson.dumps(examples), []))
         return out
 
-    def _labels(self, item: Evidence) -> list:
+    def _labels(self, item: Evidence) -> list[dict[str, Any]]:
         if item.retracts:
             return []
         labels = labels_from_event(item.event)
         if not labels:
             return []
-        example = {
-            "event_id": item.event_id,
-            "features": self.voters[item.voter_id][1],
-            "labels": labels,
-        }
-        key = item.voter_id.encode()
-        return [(self.settings.topic(topics.LABELS), key, orjson.dumps(example), [])]
+        features = self.voters[item.voter_id][1]
+        return [{"event_id": item.event_id, "features": features, "labels": labels}]
 
     def _household(self, item: Evidence) -> list:
         attrs = self.voters[item.voter_id][0]

@@ -121,6 +121,29 @@ def decode_event(
     max_future_skew_s: float = MAX_FUTURE_SKEW_S,
 ) -> CanvassEvent | DonationEvent | AdEvent | RetractionEvent:
     """Decode and validate one event; raise :class:`InvalidEvent` saying why not."""
+    event, _document = decode_document(
+        raw,
+        expected_type=expected_type,
+        now=now,
+        max_bytes=max_bytes,
+        max_future_skew_s=max_future_skew_s,
+    )
+    return event
+
+
+def decode_document(
+    raw: bytes,
+    *,
+    expected_type: str | None = None,
+    now: float | None = None,
+    max_bytes: int = MAX_EVENT_BYTES,
+    max_future_skew_s: float = MAX_FUTURE_SKEW_S,
+) -> tuple[CanvassEvent | DonationEvent | AdEvent | RetractionEvent, dict[str, Any]]:
+    """Like :func:`decode_event`, also returning the parsed JSON document.
+
+    The document has passed validation, so the hot path can read plain dicts instead
+    of paying to dump the model back into one.
+    """
     document = _parse_document(raw, max_bytes)
     _check_envelope(document, expected_type)
 
@@ -134,7 +157,7 @@ def decode_event(
         raise InvalidEvent(
             "ts_in_future", f"ts {event.ts.isoformat()} is in the future", field="ts"
         )
-    return event
+    return event, document
 
 
 def _parse_document(raw: bytes, max_bytes: int) -> dict[str, Any]:
