@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import faust
@@ -150,6 +150,20 @@ def _merge(total: BatchReport, report: BatchReport) -> None:
     total.applied += report.applied
 
 
+async def supervise(name: str, run: Callable[[], Awaitable[None]]) -> None:
+    """Run a background task forever: a failure is logged and the task restarted."""
+    backoff = Backoff(first=0.5, cap=30.0)
+    while True:
+        try:
+            await run()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.error("Background task failed; restarting %s", kv(task=name, error=repr(exc)[:200]))
+            await backoff.wait()
+
+
 def owned_partitions(app: faust.App, settings: Settings) -> set[int]:
     """Partitions of the event topics this worker owns now (all share one partitioner)."""
     topic = settings.topic("canvass")
@@ -217,15 +231,15 @@ def create_app(settings: Settings) -> tuple[faust.App, ScoringWorker]:
 
     @app.task
     async def follow_models() -> None:
-        await worker.follower.run()
+        await supervise("model follower", worker.follower.run)
 
     @app.task
     async def learn() -> None:
-        await worker.learner.run()
+        await supervise("learner", worker.learner.run)
 
     @app.task
     async def sweep() -> None:
         await worker.start()
-        await sweep_on_model_change(app, worker)
+        await supervise("sweep", lambda: sweep_on_model_change(app, worker))
 
     return app, worker

@@ -205,8 +205,16 @@ class Learner(ConsumerRebalanceListener):
 
     def learn(self, raw: bytes) -> None:
         """Learn from one record of the labels topic: a list of labeled examples."""
-        for example in orjson.loads(raw):
-            self.learn_example(example)
+        try:
+            examples = orjson.loads(raw)
+            if isinstance(examples, dict):  # one example on its own is fine too
+                examples = [examples]
+            for example in examples:
+                self.learn_example(example)
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            # Only our own workers write this topic; a record we cannot read must
+            # not stop every later label from being learned.
+            log.error("Skipped an unreadable labels record %s", kv(error=repr(exc)[:200]))
 
     def learn_example(self, example: dict[str, Any]) -> None:
         event_id = example["event_id"]
