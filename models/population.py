@@ -40,6 +40,8 @@ _SUPPORT_LABELS = {1: 1, 2: 1, 4: 0, 5: 0}
 _WILL_VOTE_LABELS = {"yes": 1, "no": 0}
 _DONATE_LABELS = {"pledged": 1, "declined": 0}
 _AD_LABELS = {"click": 1, "view": 0, "impression": 0}
+
+
 _OPTIMIZERS = {
     "sgd": optim.SGD,
     # Steps shrink as 1/sqrt(t): big moves early, fine ones once the model has settled.
