@@ -41,7 +41,9 @@ def scored_by(redis_client, keys: Keys, voter_id: str, event_id: str) -> dict | 
     return voter if voter.get("last_event") == event_id else None
 
 
-def test_a_canvass_moves_the_voters_score_in_redis(settings, redis_client, loaded_voters, start_worker):
+def test_a_canvass_moves_the_voters_score_in_redis(
+    settings, redis_client, loaded_voters, start_worker
+):
     keys = Keys(settings.redis_namespace)
     voter_id = first_voter(redis_client, keys)
     before = redis_client.hgetall(keys.voter(voter_id))
@@ -74,12 +76,18 @@ def test_the_same_event_ten_times_counts_once(settings, redis_client, loaded_vot
     assert int(after["support_n"]) == 2
     assert int(after["turnout_n"]) == 1
     causes = [e[1]["cause"] for e in redis_client.xrange(keys.changes) if e[1]["voter"] == voter_id]
-    assert causes.count(event.event_id) == len(set(
-        e[1]["score"] for e in redis_client.xrange(keys.changes) if e[1]["cause"] == event.event_id
-    ))
+    assert causes.count(event.event_id) == len(
+        set(
+            e[1]["score"]
+            for e in redis_client.xrange(keys.changes)
+            if e[1]["cause"] == event.event_id
+        )
+    )
 
 
-def test_a_retraction_restores_the_score_exactly(settings, redis_client, loaded_voters, start_worker):
+def test_a_retraction_restores_the_score_exactly(
+    settings, redis_client, loaded_voters, start_worker
+):
     keys = Keys(settings.redis_namespace)
     voter_id = first_voter(redis_client, keys)
     before = redis_client.hgetall(keys.voter(voter_id))
@@ -88,9 +96,13 @@ def test_a_retraction_restores_the_score_exactly(settings, redis_client, loaded_
     event = canvass(voter_id, support_id=5)
     publish_event(settings, event)
     wait_for(lambda: scored_by(redis_client, keys, voter_id, event.event_id), timeout=60)
-    retraction = new_event("retraction", voter_id, {"retracts": event.event_id, "reason": "wrong voter"})
+    retraction = new_event(
+        "retraction", voter_id, {"retracts": event.event_id, "reason": "wrong voter"}
+    )
     publish_event(settings, retraction)
-    after = wait_for(lambda: scored_by(redis_client, keys, voter_id, retraction.event_id), timeout=60)
+    after = wait_for(
+        lambda: scored_by(redis_client, keys, voter_id, retraction.event_id), timeout=60
+    )
 
     for name in ("support", "turnout", "donor", "engagement"):
         assert after[name] == before[name]
@@ -133,7 +145,9 @@ def test_bad_events_go_to_dead_letters_and_the_worker_keeps_going(
     assert reasons == ["invalid_field", "malformed_json", "not_utf8", "unknown_voter"]
     originals = {m.value for m in letters}
     assert b"{not json" in originals and b"\xff\xfe\x00" in originals
-    field = [dict(m.headers)["field"] for m in letters if dict(m.headers)["reason"] == b"invalid_field"]
+    field = [
+        dict(m.headers)["field"] for m in letters if dict(m.headers)["reason"] == b"invalid_field"
+    ]
     assert field == [b"payload.support_id"]
 
 
