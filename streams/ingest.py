@@ -25,6 +25,7 @@ import hashlib
 import os
 import re
 import secrets
+import signal
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -248,6 +249,7 @@ class IngestService:
         source = self.tokens.source_for(token.strip()) if scheme.lower() == "bearer" else None
         if source is None:
             raise IngestError(401, "invalid_token", "the token is not a current ingest token")
+        request["source"] = source  # for the refusal log and metrics, if one follows
         return source
 
     def validate(self, raw: bytes, source: str, index: int | None) -> Any:
@@ -353,13 +355,15 @@ async def _errors(request: web.Request, handler: Any) -> web.StreamResponse:
 
 
 def _refuse(request: web.Request, exc: IngestError) -> web.Response:
-    metrics.INGEST_REQUESTS.labels(source="-", status=str(exc.status)).inc()
+    source = request.get("source", "-")
+    metrics.INGEST_REQUESTS.labels(source=source, status=str(exc.status)).inc()
     # Refused requests are logged with the reason and field, never the event itself.
     logger.warning(
         "Ingest request refused. %s",
         kv(
             status=exc.status,
             reason=exc.reason,
+            source=source,
             field=exc.body.get("field") or "-",
             index=exc.body.get("index", "-"),
             path=request.path,
@@ -541,8 +545,12 @@ async def _serve_forever(settings: Settings, host: str, port: int, limiter: Rate
     service = IngestService(settings, TokenStore.for_settings(settings), producer, limiter)
     runner = await health.serve(build_app(service), host, port)
     logger.info("Ingest serving. %s", kv(host=host, port=port, tokens=service.tokens.path))
+    stopping = asyncio.Event()
+    # SIGTERM from a process manager stops the service cleanly, like Ctrl-C.
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
     try:
-        await asyncio.Event().wait()
+        await stopping.wait()
     finally:
+        logger.info("Ingest stopping. %s", kv(host=host, port=port))
         await runner.cleanup()
         await producer.stop()
