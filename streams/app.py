@@ -77,6 +77,7 @@ class ScoringWorker:
                         log.warning("Redis not reachable yet %s", kv(error=type(exc).__name__))
                         await backoff.wait()
                 await self.outbox.start()
+                self.follower.listeners.append(self._publish_model)
                 self.pipeline = ScoringPipeline(
                     self.settings, self.store, self.follower, self.outbox
                 )
@@ -88,6 +89,22 @@ class ScoringWorker:
                     ),
                 )
         return self.pipeline
+
+    def _publish_model(self, models: Any) -> None:
+        # Dashboards show which model version the scores come from.
+        asyncio.ensure_future(self._write_model_version(models))
+
+    async def _write_model_version(self, models: Any) -> None:
+        assert self.store is not None
+        fields = {
+            "version": models.version,
+            "trained_on": models.labels_seen,
+            "updated_at": int(time.time() * 1000),
+        }
+        try:
+            await self.store.client.hset(self.store.keys.model, mapping=fields)
+        except SERVICE_ERRORS as exc:
+            log.warning("Model version not written to Redis %s", kv(error=type(exc).__name__))
 
     async def process(self, records: Sequence[Record]) -> BatchReport:
         """Process a batch; retry service failures; never lose a record."""
