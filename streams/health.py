@@ -15,16 +15,18 @@ application; both health endpoints answer 200 or 503 with a JSON body saying why
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
 from streams import metrics
-from streams.lag import Key, LagRow, LagSnapshot
+from streams.config import Settings
+from streams.lag import Key, LagMonitor, LagRow, LagSnapshot, start_lag_monitor
 from streams.logs import get_logger, kv
 
 logger = get_logger(__name__)
@@ -128,10 +130,15 @@ class WorkerHealth:
     """
 
     def __init__(
-        self, policy: HealthPolicy | None = None, clock: Callable[[], float] = time.monotonic
+        self,
+        policy: HealthPolicy | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        owned: Callable[[], Iterable[tuple[str, int]]] | None = None,
     ):
         self.policy = policy or HealthPolicy()
         self.clock = clock
+        # With several workers in a group, each answers for its own partitions only.
+        self.owned = owned
         self.tracker = ProgressTracker()
         self.snapshot: LagSnapshot | None = None
         self.services: dict[str, bool] = {}
@@ -154,9 +161,17 @@ class WorkerHealth:
 
     def report(self) -> HealthReport:
         with self._lock:
-            report = assess(self.snapshot, self.tracker, self.services, self.policy, self.clock())
+            snapshot = self._mine(self.snapshot)
+            report = assess(snapshot, self.tracker, self.services, self.policy, self.clock())
         self._log_change(report)
         return report
+
+    def _mine(self, snapshot: LagSnapshot | None) -> LagSnapshot | None:
+        if snapshot is None or self.owned is None:
+            return snapshot
+        owned = {(topic, partition) for topic, partition in self.owned()}
+        rows = [row for row in snapshot.rows if (row.topic, row.partition) in owned]
+        return LagSnapshot(rows, snapshot.taken_at)
 
     def _log_change(self, report: HealthReport) -> None:
         # One line when the verdict flips, not one per probe.
@@ -200,3 +215,41 @@ async def serve(app: web.Application, host: str, port: int) -> web.AppRunner:
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner
+
+
+class OpsServer:
+    """A worker's ops endpoints: lag monitor, health verdict and metrics on one port."""
+
+    def __init__(self, health: WorkerHealth, monitor: LagMonitor, runner: web.AppRunner):
+        self.health = health
+        self.monitor = monitor
+        self.runner = runner
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()
+        await asyncio.to_thread(self.monitor.stop)
+
+
+async def start_ops_server(
+    settings: Settings,
+    groups: Sequence[str] | None = None,
+    *,
+    policy: HealthPolicy | None = None,
+    owned: Callable[[], Iterable[tuple[str, int]]] | None = None,
+    interval_s: float = 5.0,
+) -> OpsServer:
+    """Start lag monitoring and serve ``/healthz``, ``/readyz``, ``/metrics``.
+
+    Listens on ``settings.web_host:settings.web_port``; ``groups`` defaults to the
+    app id (the worker's consumer group). Call ``server.health.note("redis", ok)``
+    after Redis calls and ``await server.stop()`` at shutdown.
+    """
+    worker = WorkerHealth(policy, owned=owned)
+    monitor = start_lag_monitor(
+        settings, groups or [settings.app_id], interval_s=interval_s, on_reading=worker.on_reading
+    )
+    app = web.Application()
+    add_routes(app, worker.report)
+    runner = await serve(app, settings.web_host, settings.web_port)
+    logger.info("Ops endpoints serving. %s", kv(host=settings.web_host, port=settings.web_port))
+    return OpsServer(worker, monitor, runner)

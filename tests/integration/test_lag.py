@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
+import aiohttp
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
-from streams import lag
+from streams import health, lag
 from streams.config import Settings
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -141,3 +146,46 @@ def test_lag_of_an_idle_group_agrees_and_its_rate_follows_new_events(settings, a
     assert rates[0] == 0
     assert rates[1] > 0  # the group fell behind on partition 1 only
     assert ours(second) == kafka_tool_describe(settings, settings.app_id)
+
+
+def test_ops_server_reports_lag_and_a_group_that_stopped_consuming(settings, admin):
+    topic = settings.topic("canvass")
+    admin.create_topics(
+        {topic: {"num_partitions": 1, "replication_factor": 1}}, wait_for_metadata=True
+    )
+    produce(settings, topic, {0: 6})
+    # The group read two records and then went silent with four still waiting.
+    admin.alter_group_offsets(
+        settings.app_id, {TopicPartition(topic, 0): OffsetAndMetadata(2, "", -1)}
+    )
+    ops_settings = replace(settings, web_port=free_port())
+    policy = health.HealthPolicy(stall_after_s=1.0, ready_max_lag=2)
+
+    async def scenario() -> tuple[int, dict, str]:
+        server = await health.start_ops_server(ops_settings, policy=policy, interval_s=0.2)
+        server.health.note("redis", True)
+        url = f"http://127.0.0.1:{ops_settings.web_port}"
+        try:
+            async with aiohttp.ClientSession() as session:
+                status, body = await poll_until_stalled(session, url)
+                async with session.get(url + "/metrics") as scraped:
+                    return status, body, await scraped.text()
+        finally:
+            await server.stop()
+
+    status, body, exposition = asyncio.run(scenario())
+    assert status == 503
+    assert body["stalled"] == [f"{settings.app_id}/{topic}/0"]
+    assert body["total_lag"] == 4 and not body["ready"]
+    lag_line = f'votescore_consumer_lag{{group="{settings.app_id}",partition="0",topic="{topic}"}}'
+    assert f"{lag_line} 4.0" in exposition
+
+
+async def poll_until_stalled(session: aiohttp.ClientSession, url: str) -> tuple[int, dict]:
+    deadline = time.monotonic() + 30
+    while True:
+        async with session.get(url + "/healthz") as response:
+            body = await response.json()
+            if body["stalled"] or time.monotonic() > deadline:
+                return response.status, body
+        await asyncio.sleep(0.1)
