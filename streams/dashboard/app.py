@@ -34,7 +34,9 @@ log = get_logger(__name__)
 STATIC = Path(__file__).parent / "static"
 VOTER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,63}$")  # as in streams.schemas
 OPERATOR_HEADER = "X-Votescore-Operator"
-FEED_BLOCK_MS = 10_000  # the feed sends a keep-alive comment when nothing changed this long
+# The feed waits this long for a change, then sends a keep-alive comment; kept under
+# redis-py's 5 s socket timeout, which a longer blocking read would trip.
+FEED_BLOCK_MS = 3_000
 LAG_CACHE_S = 3.0  # many open pages share one Kafka query
 
 

@@ -1,12 +1,14 @@
-"""Fixtures for the dashboard's tests: a unique namespace, a running dashboard, Chromium."""
+"""Fixtures for the dashboard's tests: a running dashboard and headless Chromium.
+
+``settings`` (a topic prefix, consumer group and Redis namespace unique to the test,
+cleaned up after it) comes from ``tests/conftest.py``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import threading
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis
@@ -14,9 +16,8 @@ from aiohttp import web
 
 from streams.config import Settings
 from streams.dashboard.app import DashboardConfig, build_app
+from tests.browser.helpers import ARTIFACTS
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "artifacts" / "browser"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
@@ -30,17 +31,9 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture
-def settings() -> Settings:
-    """Settings unique to one test: topics, consumer group and Redis keys of its own."""
-    run = uuid.uuid4().hex[:10]
-    return Settings.from_env(
-        topic_prefix=f"t{run}-", redis_namespace=f"t{run}:", app_id=f"t{run}", partitions=2
-    )
-
-
-@pytest.fixture
 def admin(settings: Settings) -> Iterator[redis.Redis]:
-    """A write-capable client; removes the test's keys and dashboard users afterwards."""
+    """A write-capable client; removes the test's dashboard users afterwards (and its keys,
+    so that a failing test leaves nothing behind even before the shared cleanup runs)."""
     client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
     yield client
     keys = list(client.scan_iter(match=f"{settings.redis_namespace}*", count=1000))

@@ -1,10 +1,11 @@
-"""Scores written straight into Redis in the README's layout, for tests that need a
-scored population without running the worker (API tests, the export guard)."""
+"""Helpers for the dashboard's tests: where artifacts go, and scores written straight into
+Redis in the README's layout for tests that need a scored population but not the worker."""
 
 from __future__ import annotations
 
 import random
 import time
+from pathlib import Path
 
 import orjson
 import redis
@@ -12,6 +13,8 @@ import redis
 from streams.config import Settings
 from streams.dashboard import layout
 from streams.dashboard.layout import SCORES
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "browser"
 
 
 def seed_voters(

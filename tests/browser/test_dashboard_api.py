@@ -11,10 +11,10 @@ import urllib.request
 import pytest
 import redis
 import redis.asyncio as aioredis
-from dashboard_seed import seed_voters, write_change
 
 from streams.config import Settings
 from streams.dashboard import access, layout
+from tests.browser.helpers import seed_voters, write_change
 
 pytestmark = pytest.mark.integration
 

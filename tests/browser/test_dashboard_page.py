@@ -6,11 +6,10 @@ import json
 
 import pytest
 import redis
-from conftest import ARTIFACTS
-from dashboard_seed import seed_voters, write_change, write_voter
 
 from streams.config import Settings
 from streams.dashboard import layout
+from tests.browser.helpers import ARTIFACTS, seed_voters, write_change, write_voter
 
 pytestmark = pytest.mark.browser
 

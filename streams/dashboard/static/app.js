@@ -117,8 +117,20 @@ function queueSummary() {
 
 // --- Live feed --------------------------------------------------------------------
 
+// A filter narrows the list to one voter or one event, so a re-scoring sweep that
+// changes thousands of voters does not push the changes being watched out of view.
+function wanted(change) {
+  const filter = $("#feed-filter").value.trim();
+  return !filter || change.voter === filter || (change.cause || "").includes(filter);
+}
+
 function showChange(change) {
+  state.feedCount += 1;
+  $("#feed-count").textContent = `${state.feedCount} changes`;
+  if (!wanted(change)) return;
+
   const li = el("li");
+  Object.assign(li.dataset, { voter: change.voter, score: change.score, cause: change.cause });
   const moved = change.old === null ? "new" : (change.new > change.old ? "up" : "down");
   li.append(
     el("span", clock(change.ts), "time"),
@@ -130,8 +142,6 @@ function showChange(change) {
   const feed = $("#feed");
   feed.prepend(li);
   while (feed.children.length > FEED_KEEP) feed.lastChild.remove();
-  state.feedCount += 1;
-  $("#feed-count").textContent = `${state.feedCount} changes`;
 }
 
 async function startFeed() {
