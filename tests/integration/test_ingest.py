@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import hypothesis
@@ -335,3 +336,19 @@ def test_an_ingested_canvass_reaches_the_voters_scores_in_redis(
     after = wait_for(scored, timeout=90, what="the ingested event's score in Redis")
     assert int(after["support_n"]) == 1
     assert int(after["support"]) > int(before["support"])
+
+
+# --- the README's example --------------------------------------------------------------
+
+
+def test_the_readme_publisher_example_runs(ingest_settings, monkeypatch):
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("### From Python", 1)[1]
+    example = section.split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.setenv("VOTESCORE_TOPIC_PREFIX", ingest_settings.topic_prefix)
+
+    exec(compile(example, "README.md", "exec"), {})
+
+    donations = read_back(ingest_settings, ingest_settings.topic("donations"))
+    voters = {r.key for r in donations if orjson.loads(r.value)["source"] == "north-canvass"}
+    assert {f"V{n:07d}".encode() for n in range(100)} <= voters
