@@ -106,13 +106,12 @@ def with_rates(current: LagSnapshot, previous: LagSnapshot | None) -> LagSnapsho
     if previous is None or elapsed <= 0:
         return current
     before = {row.key: row.lag for row in previous.rows}
-    rows = [
-        replace(row, rate=(row.lag - before[row.key]) / elapsed)
-        if row.lag is not None and before.get(row.key) is not None
-        else row
-        for row in current.rows
-    ]
+    rows = [replace(row, rate=_rate(row.lag, before.get(row.key), elapsed)) for row in current.rows]
     return LagSnapshot(rows, current.taken_at)
+
+
+def _rate(now: int | None, before: int | None, elapsed: float) -> float | None:
+    return None if now is None or before is None else (now - before) / elapsed
 
 
 def _committed_offsets(admin: KafkaAdminClient, groups: Sequence[str]) -> dict[Key, int | None]:
@@ -205,7 +204,8 @@ class LagMonitor:
                 admin = admin or connect(self.settings)
                 self._report(with_rates(read_lag(admin, self.groups), self.latest))
             except (KafkaError, ServiceUnavailable) as exc:
-                admin = self._failed(admin, exc)
+                self._failed(admin, exc)
+                admin = None  # reconnect on the next reading
             self._stop.wait(self.interval_s)
         if admin is not None:
             admin.close()
@@ -225,7 +225,6 @@ class LagMonitor:
             admin.close()
         if self.on_reading:
             self.on_reading(None)
-        return None
 
 
 def start_lag_monitor(

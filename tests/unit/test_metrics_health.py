@@ -13,7 +13,7 @@ from prometheus_client import REGISTRY
 from sklearn.metrics import log_loss, roc_auc_score
 
 from streams import health, metrics
-from streams.lag import LagRow, LagSnapshot
+from streams.lag import LagRow, LagSnapshot, format_table, with_rates
 
 
 def sample(name: str, **labels: str) -> float:
@@ -136,3 +136,21 @@ async def probe(app: web.Application) -> None:
         assert ready.status == 503
         assert (await ready.json())["reasons"] == ["no lag reading yet"]
         assert "votescore_consumer_lag" in await scraped.text()
+
+
+def test_lag_rate_is_the_change_of_lag_per_second_between_readings():
+    first = reading((0, 10, 100), (1, None, 5), at=10.0)
+    second = with_rates(reading((0, 60, 130), (1, None, 9), at=12.0), first)
+    assert [row.rate for row in second.rows] == [-10.0, None]  # 90 -> 70 over 2 s
+    assert with_rates(first, None) is first
+
+
+def test_the_lag_table_shows_dashes_where_kafka_has_no_figure():
+    table = format_table(
+        with_rates(reading((0, 60, 130), (1, None, 9), at=2), reading((0, 10, 100))).rows
+    )
+    assert table.splitlines() == [
+        "GROUP  TOPIC    PARTITION  COMMITTED  END  LAG  RATE/S",
+        "g      canvass  0          60         130  70   -10.0",
+        "g      canvass  1          -          9    -    -",
+    ]
