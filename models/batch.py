@@ -17,6 +17,7 @@ bit of a log-odds); ``bench/throughput.py`` counts any score that differs.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -191,11 +192,14 @@ def _add_vendor_scores(features: dict[str, np.ndarray], rows: Rows) -> None:
         missing = np.isnan(scores)
         p = np.clip(np.where(missing, 50.0, scores), 0.5, 99.5) / 100.0
         features[f"{name}_missing"] = missing.astype(float)
-        features[name] = np.where(missing, 0.0, np.log(p / (1.0 - p)) / 2.0)
+        # math.log, not np.log: numpy's may differ in the last bit, and so a score.
+        logit = np.array([math.log(odds) for odds in (p / (1.0 - p)).tolist()])
+        features[name] = np.where(missing, 0.0, logit / 2.0)
 
 
 def _add_commercial(features: dict[str, np.ndarray], rows: Rows) -> None:
-    names = sorted({key for row in rows for key in row if key.startswith(COMMERCIAL_PREFIX)})
+    columns = set().union(*rows)  # rows of one file share their columns: cheap
+    names = sorted(name for name in columns if name.startswith(COMMERCIAL_PREFIX))
     for name in names:
         numbers = _numbers(rows, name)
         clipped = np.clip(numbers, -_COMMERCIAL_CLIP, _COMMERCIAL_CLIP)
