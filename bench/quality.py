@@ -13,8 +13,13 @@ and, after 1k, 10k, 50k and 200k labels, measures on a fixed sample of voters:
 Metrics: AUC against outcomes drawn once from the hidden truth; expected log loss and
 expected calibration error (10 equal-width bins) against the true probabilities.
 
-Run: ``.venv/bin/python bench/quality.py`` (full, a few minutes) or ``--quick`` (< 60 s).
-``--compare`` instead measures candidate population-model settings side by side.
+Also: learn and predict cost per event (beside a plain-Python dot product measured in
+the same run, the floor for any pure-Python linear model), and whether each event's
+evidence moved its own voter's score, in its direction, by that same event.
+
+Run: ``.venv/bin/python bench/quality.py`` (full, about 3 minutes of one core) or
+``--quick`` (25k voters up to 50k labels, about 30 s). ``--compare`` instead measures
+candidate population-model settings side by side (``--only NAME ...`` to pick some).
 """
 
 from __future__ import annotations
@@ -418,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
     if args.quick:
-        args.voters, args.sample, args.checkpoints = 30_000, 4_000, (1_000, 10_000, 50_000)
+        args.voters, args.sample, args.checkpoints = 25_000, 3_000, (1_000, 10_000, 50_000)
     else:
         args.voters, args.sample = 100_000, 10_000
         args.checkpoints = (1_000, 10_000, 50_000, 200_000)
