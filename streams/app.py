@@ -21,9 +21,10 @@ import faust
 from kafka.errors import KafkaError
 from redis.exceptions import RedisError
 
-from streams import topics
+from streams import metrics, topics
 from streams.config import Settings
 from streams.errors import InvalidEvent
+from streams.health import OpsServer, start_ops_server
 from streams.logs import get_logger, kv
 from streams.modelsync import Learner, ModelFollower
 from streams.outbox import KafkaOutbox
@@ -64,6 +65,7 @@ class ScoringWorker:
         # Held while a batch or a sweep chunk runs, so the two never race on a voter.
         self.lock = asyncio.Lock()
         self.totals = BatchReport()
+        self.ops: OpsServer | None = None
         self.last_batch_at = 0.0
 
     async def start(self) -> ScoringPipeline:
@@ -91,7 +93,8 @@ class ScoringWorker:
         return self.pipeline
 
     def _publish_model(self, models: Any) -> None:
-        # Dashboards show which model version the scores come from.
+        # Dashboards and ops see which model version the scores come from.
+        metrics.set_model_version(models.version)
         asyncio.ensure_future(self._write_model_version(models))
 
     async def _write_model_version(self, models: Any) -> None:
@@ -117,6 +120,7 @@ class ScoringWorker:
                     report = await pipeline.process(records)
                 break
             except SERVICE_ERRORS as exc:
+                self._service_failed(exc)
                 log.warning(
                     "Batch failed, retrying %s",
                     kv(records=len(records), error=type(exc).__name__, retry_in=backoff.delay),
@@ -126,7 +130,8 @@ class ScoringWorker:
                 log.exception(
                     "Batch failed on a bug; isolating records %s", kv(records=len(records))
                 )
-                report = await self._process_one_by_one(pipeline, records)
+                async with self.lock:
+                    report = await self._process_one_by_one(pipeline, records)
                 break
         self._account(report, time.perf_counter() - started, len(records))
         return report
@@ -144,16 +149,29 @@ class ScoringWorker:
                 raise
             except Exception as exc:
                 error = InvalidEvent("processing_error", repr(exc)[:300])
-                await pipeline.outbox.send_many(pipeline._dead_letters([(record, error)]))
-                report = BatchReport(dead_letters={"processing_error": 1})
+                await pipeline.outbox.send_many(pipeline.dead_letters([(record, error)]))
+                report = BatchReport(dead_letters={(record.topic, error.reason): 1})
             _merge(total, report)
         return total
+
+    def _service_failed(self, exc: BaseException) -> None:
+        service = "kafka" if isinstance(exc, KafkaError) else "redis"
+        metrics.record_error(service)
+        if self.ops is not None:
+            self.ops.health.note(service, False)
 
     def _account(self, report: BatchReport, elapsed: float, size: int) -> None:
         _merge(self.totals, report)
         self.last_batch_at = time.time()
-        for reason, count in report.dead_letters.items():
-            log.warning("Dead-lettered events %s", kv(reason=reason, count=count))
+        for topic, count in report.processed.items():
+            metrics.record_processed(topic, count)
+        for (topic, reason), count in report.dead_letters.items():
+            metrics.record_dead_letter(topic, reason, count)
+            log.warning("Dead-lettered events %s", kv(topic=topic, reason=reason, count=count))
+        for latency in report.latencies_s:
+            metrics.observe_latency(latency)
+        if self.ops is not None:
+            self.ops.health.note("redis", True)
         if elapsed > SLOW_BATCH_S:
             log.warning("Slow batch %s", kv(records=size, elapsed_s=elapsed))
 
@@ -161,8 +179,8 @@ class ScoringWorker:
 def _merge(total: BatchReport, report: BatchReport) -> None:
     for topic, n in report.processed.items():
         total.processed[topic] = total.processed.get(topic, 0) + n
-    for reason, n in report.dead_letters.items():
-        total.dead_letters[reason] = total.dead_letters.get(reason, 0) + n
+    for key, n in report.dead_letters.items():
+        total.dead_letters[key] = total.dead_letters.get(key, 0) + n
     total.duplicates += report.duplicates
     total.applied += report.applied
 
@@ -202,7 +220,9 @@ async def sweep_on_model_change(app: faust.App, worker: ScoringWorker) -> None:
     while True:
         models = worker.follower.models
         if models.version != swept_version and models.version > 0:
-            await sweeper.sweep(models)
+            await sweeper.sweep(
+                models, progress=lambda r: metrics.set_sweep_progress(r.rescored, r.seen)
+            )
             swept_version = models.version
         await asyncio.sleep(settings.sweep_interval_s)
 
@@ -253,6 +273,13 @@ def create_app(settings: Settings) -> tuple[faust.App, ScoringWorker]:
     @app.task
     async def learn() -> None:
         await supervise("learner", worker.learner.run)
+
+    @app.task
+    async def ops() -> None:
+        # Health answers for the partitions this worker owns, not the whole group.
+        worker.ops = await start_ops_server(
+            settings, owned=lambda: [(tp.topic, tp.partition) for tp in app.consumer.assignment()]
+        )
 
     @app.task
     async def sweep() -> None:

@@ -79,9 +79,9 @@ def record_processed(topic: str, n: int = 1) -> None:
     EVENTS_PROCESSED.labels(topic=topic).inc(n)
 
 
-def record_dead_letter(topic: str, reason: str) -> None:
-    """Count one event of ``topic`` dead-lettered with the stable ``reason`` code."""
-    EVENTS_DEAD_LETTERED.labels(topic=topic, reason=reason).inc()
+def record_dead_letter(topic: str, reason: str, n: int = 1) -> None:
+    """Count ``n`` events of ``topic`` dead-lettered with the stable ``reason`` code."""
+    EVENTS_DEAD_LETTERED.labels(topic=topic, reason=reason).inc(n)
 
 
 def observe_latency(seconds: float) -> None:

@@ -24,7 +24,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 
 from models.population import SCORES, PopulationModels
-from streams import topics
+from streams import metrics, topics
 from streams.config import Settings
 from streams.logs import get_logger, kv
 
@@ -147,6 +147,7 @@ class Learner(ConsumerRebalanceListener):
         self.next_offset = 0
         self.unpublished = 0
         self.last_publish = time.monotonic()
+        self._report_quality()
         self.active = False
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
@@ -235,6 +236,12 @@ class Learner(ConsumerRebalanceListener):
         elapsed = time.monotonic() - self.last_publish
         return self.unpublished >= self.snapshot_every or elapsed >= self.snapshot_interval_s
 
+    def _report_quality(self) -> None:
+        for score in SCORES:
+            log_loss, auc = self.quality.log_loss(score), self.quality.auc(score)
+            if log_loss is not None and auc is not None:
+                metrics.set_model_quality(score, log_loss, auc)
+
     async def publish(self) -> None:
         """Send a snapshot that covers every label before ``next_offset``."""
         if self.unpublished == 0 or self.producer is None:
@@ -250,6 +257,7 @@ class Learner(ConsumerRebalanceListener):
         )
         self.unpublished = 0
         self.last_publish = time.monotonic()
+        self._report_quality()
         log.info(
             "Published model snapshot %s",
             kv(version=self.models.version, offset=self.next_offset, bytes=len(snapshot)),

@@ -64,7 +64,7 @@ class BatchReport:
     """What one batch did, for metrics and logs."""
 
     processed: dict[str, int] = field(default_factory=dict)
-    dead_letters: dict[str, int] = field(default_factory=dict)
+    dead_letters: dict[tuple[str, str], int] = field(default_factory=dict)  # (topic, reason)
     duplicates: int = 0
     applied: int = 0
     latencies_s: list[float] = field(default_factory=list)
@@ -133,7 +133,7 @@ class ScoringPipeline:
         writes = self._rescore(evidence, states, report)
         await self.store.write_scores(writes)
 
-        await self.outbox.send_many(self._follow_ups(evidence, states) + self._dead_letters(dead))
+        await self.outbox.send_many(self._follow_ups(evidence, states) + self.dead_letters(dead))
         self._count(report, records, dead)
         return report
 
@@ -305,7 +305,7 @@ class ScoringPipeline:
             out.append((self.household_topic, member.encode(), orjson.dumps(message), []))
         return out
 
-    def _dead_letters(self, dead: list[tuple[Record, InvalidEvent]]) -> list:
+    def dead_letters(self, dead: list[tuple[Record, InvalidEvent]]) -> list:
         topic = self.settings.topic(topics.DEAD_LETTERS)
         out = []
         for record, error in dead:
@@ -323,8 +323,9 @@ class ScoringPipeline:
     def _count(self, report: BatchReport, records: Sequence[Record], dead: list) -> None:
         for record in records:
             report.processed[record.topic] = report.processed.get(record.topic, 0) + 1
-        for _record, error in dead:
-            report.dead_letters[error.reason] = report.dead_letters.get(error.reason, 0) + 1
+        for record, error in dead:
+            key = (record.topic, error.reason)
+            report.dead_letters[key] = report.dead_letters.get(key, 0) + 1
 
 
 def _household_evidence(record: Record) -> Evidence:

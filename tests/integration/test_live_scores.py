@@ -162,3 +162,45 @@ def test_score_command_prints_live_scores(settings, redis_client, loaded_voters)
     assert f"support {as_json['support']:>4}".replace(" ", "") in shown.stdout.replace(" ", "")
     missing = votescore(settings, "score", "V-nobody", check=False)
     assert missing.returncode == 1 and "no scores" in missing.stderr
+
+
+def http_get(port: int, path: str) -> tuple[int, str]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+    except OSError:
+        return 0, ""
+
+
+def test_the_worker_serves_metrics_and_health(settings, redis_client, loaded_voters, start_worker):
+    keys = Keys(settings.redis_namespace)
+    voter_id = first_voter(redis_client, keys)
+    start_worker()
+
+    event = canvass(voter_id)
+    publish_event(settings, event)
+    publish(settings, "canvass", voter_id, b"{broken")
+    wait_for(lambda: scored_by(redis_client, keys, voter_id, event.event_id), timeout=60)
+
+    canvass_topic = settings.topic("canvass")
+    processed = f'votescore_events_processed_total{{topic="{canvass_topic}"}} 2.0'
+    page = wait_for(
+        lambda: (lambda r: r[1] if processed in r[1] else None)(
+            http_get(settings.web_port, "/metrics")
+        ),
+        timeout=30,
+        what="the processed counter on /metrics",
+    )
+    assert f'reason="malformed_json",topic="{canvass_topic}"' in page
+    assert "votescore_event_to_redis_seconds_count" in page
+    status, body = wait_for(
+        lambda: (lambda r: r if r[0] == 200 else None)(http_get(settings.web_port, "/healthz")),
+        timeout=30,
+        what="a live verdict",
+    )
+    assert orjson.loads(body)["live"] is True
