@@ -34,8 +34,9 @@ How the hidden truth is built (log-odds, then the logistic function):
 
 from __future__ import annotations
 
+import csv
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -317,7 +318,9 @@ def _vote_history(
     return columns
 
 
-def _vendor_scores(truth: dict[str, np.ndarray], rng: np.random.Generator, missing) -> dict:
+def _vendor_scores(
+    truth: dict[str, np.ndarray], rng: np.random.Generator, missing: Callable[[float], np.ndarray]
+) -> dict[str, pa.Array]:
     # Vendors model the same behaviour from other data: informative, noisy, sometimes absent.
     def score(latent: np.ndarray, noise: float) -> pa.Array:
         value = 100 * _sigmoid(latent + rng.normal(0.0, noise, latent.size))
@@ -408,16 +411,26 @@ def _format_of(path: Path) -> str:
 def _read_csv_text(path: Path) -> pa.Table:
     # Read every column as text first, so that a bad value is found by us, with its row
     # and column, rather than by the CSV parser's type inference.
+    names = _csv_header(path)
+    convert = pacsv.ConvertOptions(
+        column_types={name: pa.string() for name in names},
+        null_values=_NULL_TEXT,
+        strings_can_be_null=True,
+    )
     try:
-        names = pacsv.open_csv(path).schema.names
-        convert = pacsv.ConvertOptions(
-            column_types={name: pa.string() for name in names},
-            null_values=_NULL_TEXT,
-            strings_can_be_null=True,
-        )
         return pacsv.read_csv(path, convert_options=convert)
     except pa.ArrowInvalid as exc:
         raise VoterFileError(f"{path.name} is not a readable CSV file: {exc}") from exc
+
+
+def _csv_header(path: Path) -> list[str]:
+    try:
+        with path.open(newline="", encoding="utf-8") as file:
+            return next(csv.reader(file))
+    except StopIteration as exc:
+        raise VoterFileError(f"{path.name} is empty: it has no header row") from exc
+    except UnicodeDecodeError as exc:
+        raise VoterFileError(f"{path.name} is not UTF-8 text") from exc
 
 
 def _read_parquet(path: Path) -> pa.Table:

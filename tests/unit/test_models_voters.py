@@ -178,3 +178,10 @@ def test_simulated_answers_follow_the_hidden_truth(voters: pa.Table) -> None:
     expected, said_yes = (np.array(side) for side in zip(*answers, strict=True))
 
     assert said_yes.mean() == pytest.approx(expected.mean(), abs=0.03)
+
+
+def test_empty_and_ragged_csv_files_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(VoterFileError, match="no header"):
+        read_voters(_csv(tmp_path, ""))
+    with pytest.raises(VoterFileError, match="not a readable CSV"):
+        read_voters(_csv(tmp_path, "voter_id,age\nV1,40,extra\n"))
