@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import doctest
 import math
 import random
 
@@ -154,3 +155,7 @@ def test_the_lag_table_shows_dashes_where_kafka_has_no_figure():
         "g      canvass  0          60         130  70   -10.0",
         "g      canvass  1          -          9    -    -",
     ]
+
+
+def test_the_docstring_examples_hold():
+    assert doctest.testmod(metrics).failed == 0
