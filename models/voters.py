@@ -163,49 +163,21 @@ def _people(n: int, rng: np.random.Generator) -> dict[str, Any]:
 
 def _hidden_truth(people: dict[str, Any], rng: np.random.Generator) -> dict[str, np.ndarray]:
     """The four hidden propensities, plus the latents the public columns are drawn from."""
-    n, household, precinct = people["n"], people["household"], people["precinct"]
-    age, education, urban = people["age"], people["education"], people["urbanicity"]
-    income, c = people["income_band"], people["commercial"]
+    n, household = people["n"], people["household"]
 
     def household_effect(sd: float) -> np.ndarray:
         return rng.normal(0.0, sd, people["n_households"])[household]
 
-    precinct_lean = rng.normal(0.0, 0.5, people["n_precincts"])[precinct]
-    partisan = precinct_lean + household_effect(0.8) + rng.normal(0.0, 0.6, n)
-    support = (
-        1.1 * partisan
-        + 0.6 * ((education >= 2) & (age < 40))
-        - 0.5 * ((urban == 2) & (age >= 65))
-        + 0.35 * c[0]
-        + 0.3 * c[1] * c[2]
-        + household_effect(0.5)
-        + rng.normal(0.0, 0.5, n)
-    )
-    turnout = (
-        0.35 * (education - 1.5)
-        + 0.4 * people["homeowner"]
-        + 0.25 * np.minimum(np.abs(partisan), 2.0)
-        - 0.6 * ((age < 30) & (urban == 0))
-        + 0.01 * (age - 45)
-        + household_effect(0.7)
-        + rng.normal(0.0, 0.6, n)
-    )
-    donor = (
-        0.3 * (income - 5)
-        + 0.5 * np.abs(partisan) * (income >= 7)
-        + 0.3 * (age >= 55)
-        + 0.4 * c[3]
-        + household_effect(0.5)
-        + rng.normal(0.0, 0.5, n)
-    )
-    engagement = (
-        -0.025 * (age - 45)
-        + 0.4 * (urban == 0)
-        + 0.35 * c[4]
-        + 0.3 * c[4] * c[5]
-        + household_effect(0.4)
-        + rng.normal(0.0, 0.4, n)
-    )
+    def noise(sd: float) -> np.ndarray:
+        return rng.normal(0.0, sd, n)
+
+    precinct_lean = rng.normal(0.0, 0.5, people["n_precincts"])[people["precinct"]]
+    partisan = precinct_lean + household_effect(0.8) + noise(0.6)
+    support = _support_logit(people, partisan) + household_effect(0.5) + noise(0.5)
+    turnout = _turnout_logit(people, partisan) + household_effect(0.7) + noise(0.6)
+    donor = _donor_logit(people, partisan) + household_effect(0.5) + noise(0.5)
+    engagement = _engagement_logit(people) + household_effect(0.4) + noise(0.4)
+
     turnout += _per_group_shift(turnout, people["age_group"], [g[3] for g in _AGE_GROUPS])
     return {
         "partisan": partisan,
@@ -215,6 +187,40 @@ def _hidden_truth(people: dict[str, Any], rng: np.random.Generator) -> dict[str,
         "true_donor": _sigmoid(donor + _shift_to_mean(donor, 0.10)),
         "true_engagement": _sigmoid(engagement + _shift_to_mean(engagement, 0.06)),
     }
+
+
+def _support_logit(people: dict[str, Any], partisan: np.ndarray) -> np.ndarray:
+    age, education, urban, c = (people[k] for k in ("age", "education", "urbanicity", "commercial"))
+    young_graduate = (education >= 2) & (age < 40)
+    rural_senior = (urban == 2) & (age >= 65)
+    return (
+        1.1 * partisan + 0.6 * young_graduate - 0.5 * rural_senior + 0.35 * c[0] + 0.3 * c[1] * c[2]
+    )
+
+
+def _turnout_logit(people: dict[str, Any], partisan: np.ndarray) -> np.ndarray:
+    age, education, urban = people["age"], people["education"], people["urbanicity"]
+    young_urban = (age < 30) & (urban == 0)
+    strength = np.minimum(np.abs(partisan), 2.0)
+    return (
+        0.35 * (education - 1.5)
+        + 0.4 * people["homeowner"]
+        + 0.25 * strength
+        - 0.6 * young_urban
+        + 0.01 * (age - 45)
+    )
+
+
+def _donor_logit(people: dict[str, Any], partisan: np.ndarray) -> np.ndarray:
+    income, c = people["income_band"], people["commercial"]
+    rich_partisan = np.abs(partisan) * (income >= 7)
+    return 0.3 * (income - 5) + 0.5 * rich_partisan + 0.3 * (people["age"] >= 55) + 0.4 * c[3]
+
+
+def _engagement_logit(people: dict[str, Any]) -> np.ndarray:
+    c = people["commercial"]
+    urban = people["urbanicity"] == 0
+    return -0.025 * (people["age"] - 45) + 0.4 * urban + 0.35 * c[4] + 0.3 * c[4] * c[5]
 
 
 def _shift_to_mean(logit: np.ndarray, target: float) -> float:
