@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import time
+import urllib.request
 from pathlib import Path
 
 import orjson
@@ -70,3 +71,12 @@ def write_change(
         "ts": int(time.time() * 1000),
     }
     return client.xadd(layout.changes(settings), entry)
+
+
+def dashboard_answers(url: str) -> bool:
+    """Whether a dashboard at ``url`` (no trailing slash) answers its health check."""
+    try:
+        with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False

@@ -24,7 +24,7 @@ from streams import topics
 from streams.config import Settings
 from streams.dashboard import layout
 from streams.schemas import new_event
-from tests.browser.helpers import ARTIFACTS
+from tests.browser.helpers import ARTIFACTS, dashboard_answers
 from tests.conftest import ROOT, free_port, votescore, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
@@ -56,22 +56,12 @@ def dashboard_url(settings: Settings, admin: redis.Redis, tmp_path: Path) -> Ite
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: _answers(url) or process.poll() is not None, timeout=60)
+        wait_for(lambda: dashboard_answers(url) or process.poll() is not None, timeout=60)
         assert process.poll() is None, log_path.read_text()
         yield url
     finally:
         process.terminate()
         process.wait(timeout=30)
-
-
-def _answers(url: str) -> bool:
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 def voter_at_a_bucket_edge(admin: redis.Redis, settings: Settings) -> str:
