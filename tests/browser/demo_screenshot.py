@@ -57,7 +57,13 @@ def screenshot(url: str, settings: Settings, voters: Path) -> None:
         )
         page.wait_for_selector("#feed li:nth-child(40)", timeout=120_000)
         page.wait_for_timeout(8_000)  # let throughput and lag panels gather a few readings
-        page.click("#feed li:first-child a.voter")
+        # The voter with most evidence behind their support has the most to explain.
+        page.fill("#segment input[name=min_evidence]", "2")
+        page.click("#segment button")
+        page.wait_for_function(
+            "() => Number(document.querySelector('#targets tbody td:last-child')?.textContent) >= 2"
+        )
+        page.click("#targets tbody tr:first-child a.voter")
         page.wait_for_selector("#voter-history .main-svg")
         OUT.parent.mkdir(exist_ok=True)
         page.screenshot(path=OUT, full_page=True)
