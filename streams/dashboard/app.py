@@ -32,6 +32,7 @@ from streams.logs import get_logger, kv
 log = get_logger(__name__)
 
 STATIC = Path(__file__).parent / "static"
+PAGE_FILES = ("app.js", "style.css")  # everything else in STATIC stays unserved
 VOTER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,63}$")  # as in streams.schemas
 OPERATOR_HEADER = "X-Votescore-Operator"
 # The feed waits this long for a change, then sends a keep-alive comment; kept under
@@ -64,7 +65,7 @@ def build_app(config: DashboardConfig) -> web.Application:
     app.cleanup_ctx.append(_redis_clients)
     app.router.add_get("/", index)
     app.router.add_get("/static/plotly.min.js", plotly_js)
-    app.router.add_static("/static", STATIC)
+    app.router.add_get("/static/{name}", static_file)
     app.router.add_get("/api/summary", summary)
     app.router.add_get("/api/targets", targets)
     app.router.add_get("/api/voter/{voter_id}", voter)
@@ -112,6 +113,13 @@ def _segment(request: web.Request) -> Segment:
 
 async def index(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC / "index.html")
+
+
+async def static_file(request: web.Request) -> web.FileResponse:
+    name = request.match_info["name"]
+    if name not in PAGE_FILES:
+        raise web.HTTPNotFound()
+    return web.FileResponse(STATIC / name)
 
 
 async def plotly_js(request: web.Request) -> web.FileResponse:

@@ -170,3 +170,15 @@ def read_sse_event(response, deadline: float) -> dict[str, str]:
         if name in ("id", "event", "data"):
             event[name] = value
     raise AssertionError("no event before the deadline")
+
+
+def test_plotly_comes_from_the_installed_package_and_nothing_else_leaks(dashboard) -> None:
+    from importlib import resources
+
+    shipped = (resources.files("plotly") / "package_data" / "plotly.min.js").read_bytes()
+
+    status, body, _ = get(f"{dashboard.url}/static/plotly.min.js")
+    hidden, _, _ = get(f"{dashboard.url}/static/__init__.py")
+
+    assert status == 200 and body == shipped
+    assert hidden == 404
