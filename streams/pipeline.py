@@ -227,7 +227,12 @@ class ScoringPipeline:
             # A duplicate still writes when Redis lags behind its evidence (a crash
             # between the two steps); otherwise it changes nothing.
             if state.applied or changed:
-                writes.append(self._score_write(item, scores, previous, changed, models.version))
+                write = self._score_write(item, scores, previous, changed, models.version)
+                if not state.applied:
+                    # A replayed event had its say in the feed already; what moved its
+                    # voter since is the models, so the change is theirs.
+                    write.cause, write.record_history = f"model:v{models.version}", False
+                writes.append(write)
                 report.latencies_s.append(self.clock() - item.record.timestamp_ms / 1000)
         return writes
 
