@@ -17,7 +17,7 @@ from streams.dashboard.explain import moved_by
 from streams.dashboard.layout import BUCKETS, SCORES
 from streams.dashboard.segments import Segment, Target
 
-PAGE = 500  # voters fetched per round trip while walking a score's sorted set
+MAX_PAGE = 5_000  # voters fetched per round trip at most while walking a sorted set
 
 
 async def precinct_hashes(reader: aioredis.Redis, settings: Settings) -> dict[str, dict[str, str]]:
@@ -58,22 +58,24 @@ async def select_targets(
 
     Walks the score's sorted set in pages and checks precinct and evidence count on
     each voter's hash, so a narrow precinct filter costs a walk over the score range.
+    Pages start at ``limit`` (enough when nothing else filters) and double from there.
     """
     targets: list[Target] = []
-    offset = 0
+    offset, page_size = 0, max(limit, 50)
     while len(targets) < limit:
         page = await reader.zrevrangebyscore(
             layout.scores(settings, segment.score),
             segment.max_score,
             segment.min_score,
             start=offset,
-            num=PAGE,
+            num=page_size,
             withscores=True,
         )
         if not page:
             break
         targets.extend(await _admitted(reader, settings, segment, page))
         offset += len(page)
+        page_size = min(page_size * 2, MAX_PAGE)
     return targets[:limit]
 
 
