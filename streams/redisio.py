@@ -124,7 +124,11 @@ class RedisStore:
     @classmethod
     async def open(cls, settings: Settings) -> RedisStore:
         client = await connect(settings.redis_url)
-        return cls(client, Keys(settings.redis_namespace), feed_maxlen=settings.change_feed_maxlen)
+        store = cls(client, Keys(settings.redis_namespace), feed_maxlen=settings.change_feed_maxlen)
+        if store.clustered:  # cluster pipelines send EVALSHA only: load on every primary first
+            for script in (store._apply, store._write, store._fold):
+                await client.script_load(script.script)
+        return store
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -153,8 +157,10 @@ class RedisStore:
 
         # In a cluster every voter is its own slot: one script call per event.
         pipe = self.pipeline()
-        for item in items:
-            await self._apply_batch(pipe, [item])
+        for voter_id, event_id, record, retracts in items:
+            batch = orjson.dumps([[event_id, record.decode(), retracts]])
+            keys = [self.keys.evidence(voter_id), self.keys.voter(voter_id)]
+            _queue_script(pipe, self._apply, keys, [batch, *SCORES])
         return [state for reply in await pipe.execute() for state in _voter_states(reply)]
 
     async def _apply_batch(self, client: Any, items: Sequence[tuple[str, str, bytes, str]]) -> Any:
@@ -206,13 +212,11 @@ class RedisStore:
             pipe.hset(self.keys.voter(write.voter_id), mapping=_pairs(entry["fields"]))
             for name in SCORES:
                 pipe.zadd(self.keys.scores(name), {write.voter_id: write.scores[name].value})
-            await self._fold(
-                keys=[
-                    self.keys.precinct(write.precinct),
-                    self.keys.precinct_members(write.precinct),
-                ],
-                args=[write.voter_id, entry["values"], *SCORES],
-                client=pipe,
+            _queue_script(
+                pipe,
+                self._fold,
+                [self.keys.precinct(write.precinct), self.keys.precinct_members(write.precinct)],
+                [write.voter_id, entry["values"], *SCORES],
             )
             self._queue_feed(pipe, entry)
             if entry["history"] is not None:
@@ -289,6 +293,12 @@ def _write_entry(write: ScoreWrite, now_ms: int) -> dict[str, Any]:
         "event_ts": write.event_ts_ms,
         "history": history,
     }
+
+
+def _queue_script(pipe: Any, script: Any, keys: list[str], args: list[Any]) -> None:
+    # redis-py refuses Script objects in a cluster pipeline; a plain EVALSHA is routed
+    # by its first key like any command (the script was loaded at open).
+    pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
 
 
 def _pairs(flat: list[Any]) -> dict[str, Any]:
