@@ -227,7 +227,8 @@ async def export(request: web.Request) -> web.Response:
     segment = _segment(request)
     operator = operator_of(request.headers, config.operator)
     if operator is None:
-        return _json({"error": f"say who is exporting: send {OPERATOR_HEADER}"}, status=401)
+        message = f"say who is exporting: an operator name ({OPERATOR_HEADER} or basic auth)"
+        return _json({"error": message}, status=401)
 
     result = await export_segment(
         request.app[READER], request.app[AUDITOR], config.settings, segment, operator, config.policy

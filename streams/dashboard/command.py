@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 
 from aiohttp import web
 
@@ -24,11 +23,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--operator",
         default=None,
-        help="who exports when a request names nobody (default: the login name)",
+        help="who exports when a request names nobody; without it, every export must "
+        "name its operator (the page's operator field, or HTTP basic auth)",
     )
     parser.add_argument(
         "--min-export-size",
-        type=int,
+        type=_at_least_one,
         default=ExportPolicy.min_size,
         help="refuse target-list exports of smaller segments (default %(default)s)",
     )
@@ -39,9 +39,16 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     config = DashboardConfig(
         settings=settings,
         policy=ExportPolicy(min_size=args.min_export_size),
-        operator=args.operator or getpass.getuser(),
+        operator=args.operator,
     )
     port = args.port or settings.dashboard_port
     log_started(config, args.host, port)
     web.run_app(build_app(config), host=args.host, port=port, print=None)
     return 0
+
+
+def _at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a segment size: it must be 1 or more")
+    return value

@@ -94,3 +94,16 @@ def test_voter_lookup_shows_scores_history_and_evidence(
     assert "support +1 for, +0 against" in page.inner_text("#voter-evidence tbody")
     assert "pts by canvass c-8f2a" in page.inner_text("#voter-explain")
     page.screenshot(path=ARTIFACTS / "voter-lookup.png", full_page=True)
+
+
+def test_an_export_without_an_operator_is_refused(
+    dashboard, admin: redis.Redis, settings: Settings, page
+) -> None:
+    seed_voters(admin, settings, 80)
+    page.goto(dashboard.url)
+
+    page.click("#export")
+
+    notice = page.wait_for_selector("#export-result.refused")
+    assert "say who is exporting" in notice.inner_text()
+    assert admin.xlen(layout.exports(settings)) == 0
