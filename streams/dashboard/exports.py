@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -68,7 +69,7 @@ async def audit(
 ) -> str:
     """Record one export attempt in the ``exports`` stream and the log; return the entry id."""
     outcome = "refused" if result.refused else "exported"
-    record = {
+    record: dict[Any, Any] = {
         "operator": operator,
         "outcome": outcome,
         "rows": result.rows,
@@ -79,4 +80,4 @@ async def audit(
         layout.exports(settings), record, maxlen=AUDIT_MAXLEN, approximate=True
     )
     log.info("Target-list export %s. %s", outcome, kv(**record))
-    return entry_id
+    return str(entry_id)

@@ -22,7 +22,9 @@ MAX_PAGE = 5_000  # voters fetched per round trip at most while walking a sorted
 
 async def precinct_hashes(reader: aioredis.Redis, settings: Settings) -> dict[str, dict[str, str]]:
     """Every precinct's aggregate hash, by precinct id."""
-    ids = sorted(await reader.smembers(layout.precincts(settings)))
+    # The reader decodes replies, so every key and value below is text.
+    members: Any = await reader.smembers(layout.precincts(settings))
+    ids: list[str] = sorted(members)
     async with reader.pipeline(transaction=False) as pipe:
         for precinct_id in ids:
             pipe.hgetall(layout.precinct(settings, precinct_id))
@@ -63,7 +65,7 @@ async def select_targets(
     targets: list[Target] = []
     offset, page_size = 0, max(limit, 50)
     while len(targets) < limit:
-        page = await reader.zrevrangebyscore(
+        page: list[Any] = await reader.zrevrangebyscore(
             layout.scores(settings, segment.score),
             segment.max_score,
             segment.min_score,
@@ -153,21 +155,21 @@ async def recent_changes(
     reader: aioredis.Redis, settings: Settings, count: int = 50
 ) -> list[dict[str, Any]]:
     """The newest ``count`` entries of the change feed, oldest first."""
-    entries = await reader.xrevrange(layout.changes(settings), count=count)
+    entries: Any = await reader.xrevrange(layout.changes(settings), count=count)
     return [change_record(entry_id, fields) for entry_id, fields in reversed(entries)]
 
 
 async def last_change_id(reader: aioredis.Redis, settings: Settings) -> str:
     """The id of the newest change, or ``0-0`` before the first: where "from now" starts."""
-    newest = await reader.xrevrange(layout.changes(settings), count=1)
-    return newest[0][0] if newest else "0-0"
+    newest: Any = await reader.xrevrange(layout.changes(settings), count=1)
+    return str(newest[0][0]) if newest else "0-0"
 
 
 async def next_changes(
     reader: aioredis.Redis, settings: Settings, after: str, block_ms: int
 ) -> list[dict[str, Any]]:
     """Change-feed entries after ``after`` (an entry id or ``$``), waiting up to ``block_ms``."""
-    reply = await reader.xread({layout.changes(settings): after}, count=200, block=block_ms)
+    reply: Any = await reader.xread({layout.changes(settings): after}, count=200, block=block_ms)
     if not reply:
         return []
     _, entries = reply[0]
