@@ -27,6 +27,7 @@ from streams.dashboard import access, queries
 from streams.dashboard.exports import ExportPolicy, export_segment
 from streams.dashboard.lag import LagPanel
 from streams.dashboard.segments import InvalidSegment, Segment
+from streams.errors import ServiceUnavailable
 from streams.logs import get_logger, kv
 
 log = get_logger(__name__)
@@ -84,6 +85,10 @@ async def _redis_clients(app: web.Application) -> AsyncIterator[None]:
     try:
         reader_user, reader_password = await access.create_reader(admin, settings)
         auditor_user, auditor_password = await access.create_auditor(admin, settings)
+    except RedisError as exc:
+        raise ServiceUnavailable(
+            f"cannot create the dashboard's Redis users with REDIS_URL: {exc}"
+        ) from exc
     finally:
         await admin.aclose()
 
@@ -270,7 +275,7 @@ def _basic_auth_user(header: str) -> str | None:
 
 def log_started(config: DashboardConfig, host: str, port: int) -> None:
     log.info(
-        "Dashboard serving. %s",
+        "Dashboard starting. %s",
         kv(
             url=f"http://{host}:{port}/",
             namespace=config.settings.redis_namespace,
