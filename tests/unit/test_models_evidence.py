@@ -41,11 +41,11 @@ def test_maybe_and_unanswered_questions_add_nothing() -> None:
     [
         (
             {"type": "donation", "payload": {"amount": 25.0, "recurring": False}},
-            {"donor": (1.0, 0.0)},
+            {"donor": (0.5, 0.0)},
         ),
         (
             {"type": "donation", "payload": {"amount": 25.0, "recurring": True}},
-            {"donor": (1.0, 0.0)},
+            {"donor": (0.5, 0.0)},
         ),
         ({"type": "ad", "payload": {"action": "click"}}, {"engagement": (1.0, 0.0)}),
         ({"type": "ad", "payload": {"action": "impression"}}, {"engagement": (0.0, 1.0)}),
