@@ -105,11 +105,12 @@ def voter_rows(table: Any) -> list[dict[str, Any]]:
 
 async def _load_and_score(settings: Settings, table: Any) -> int:
     from models.population import PopulationModels
+    from streams.kafka_admin import prepare_topics
     from streams.modelsync import read_latest_snapshot
     from streams.redisio import RedisStore
     from streams.sweep import Sweeper
 
-    await _ensure_topics(settings)
+    await prepare_topics(settings)
     store = await RedisStore.open(settings)
     try:
         count = await store.load_voters(voter_rows(table))
@@ -122,17 +123,6 @@ async def _load_and_score(settings: Settings, table: Any) -> int:
         return count
     finally:
         await store.close()
-
-
-async def _ensure_topics(settings: Settings) -> None:
-    # Reading the snapshot topic before it exists would let the broker create it
-    # with its default partition count, so it is created properly first.
-    from streams.kafka_admin import ensure_topics
-
-    try:
-        await asyncio.to_thread(ensure_topics, settings)
-    except Exception as exc:
-        log.warning("Kafka not reachable; topics not checked %s", kv(error=type(exc).__name__))
 
 
 async def _latest_models(settings: Settings, reader: Any) -> Any:

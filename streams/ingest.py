@@ -41,6 +41,7 @@ from pydantic import TypeAdapter
 from streams import health, metrics
 from streams.config import Settings
 from streams.errors import InvalidEvent, ServiceUnavailable, VotescoreError
+from streams.kafka_admin import prepare_topics
 from streams.logs import get_logger, kv
 from streams.schemas import Event, decode_event
 from streams.topics import TOPIC_FOR_TYPE
@@ -540,6 +541,7 @@ def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _serve_forever(settings: Settings, host: str, port: int, limiter: RateLimiter) -> None:
+    await prepare_topics(settings)  # the broker creates no topic on first use
     producer = KafkaProducer(settings)
     await producer.start()
     service = IngestService(settings, TokenStore.for_settings(settings), producer, limiter)

@@ -37,6 +37,7 @@ from tqdm import tqdm
 from models.population import PopulationModels
 from streams import topics
 from streams.config import Settings
+from streams.kafka_admin import prepare_topics
 from streams.logs import get_logger, kv
 from streams.modelsync import read_latest_snapshot
 from streams.pipeline import BatchReport, Record, ScoringPipeline
@@ -139,12 +140,11 @@ async def read_log(
 async def _assign_all(
     consumer: AIOKafkaConsumer, settings: Settings
 ) -> dict[TopicPartition, tuple[int, int]]:
-    existing = await consumer.topics()
+    # prepare_topics made sure every replayed topic exists with this partition count.
     partitions = [
         TopicPartition(topic, p)
         for topic in replayed_topics(settings)
-        if topic in existing
-        for p in sorted(consumer.partitions_for_topic(topic) or ())
+        for p in range(settings.partitions)
     ]
     consumer.assign(partitions)
     starts = await consumer.beginning_offsets(partitions)
@@ -183,6 +183,7 @@ async def replay(
 ) -> ReplayReport:
     """Rebuild evidence and scores in Redis from Kafka; see the module docstring."""
     started = time.perf_counter()
+    await prepare_topics(settings)
     store = await RedisStore.open(settings)
     try:
         report = ReplayReport()

@@ -14,6 +14,7 @@ from kafka import KafkaProducer
 from models.voters import simulate_events
 from streams import topics
 from streams.config import Settings
+from streams.kafka_admin import ensure_topics
 from streams.logs import get_logger, kv
 
 log = get_logger(__name__)
@@ -50,6 +51,7 @@ def publish(
     on_progress: Any = None,
 ) -> int:
     """Publish ``count`` events at about ``rate`` per second; returns how many were sent."""
+    ensure_topics(settings)  # the broker creates no topic on first use
     producer = event_producer(settings)
     started = time.monotonic()
     sent = 0

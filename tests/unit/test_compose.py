@@ -63,3 +63,14 @@ def test_published_ports_are_bound_to_loopback():
     for name, service in compose()["services"].items():
         for port in service.get("ports", []):
             assert port.startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
+
+
+def test_the_broker_has_the_settings_of_the_local_script():
+    script = (ROOT / "scripts/kafka.sh").read_text()
+    local = dict(re.findall(r"^([a-z][a-z.]+)=(\S+)$", script, re.M))
+    compose_env = compose()["services"]["kafka"]["environment"]
+
+    for key in ("auto.create.topics.enable", "offsets.topic.num.partitions"):
+        env_name = "KAFKA_" + key.upper().replace(".", "_")
+        assert compose_env[env_name] == local[key], key
+    assert local["auto.create.topics.enable"] == "false"
