@@ -38,8 +38,9 @@ end
 local function retract(evidence_key, voter_key, event_id, target)
   local original = redis.call('HGET', evidence_key, target)
   if not original then
-    -- The original has not arrived yet: a tombstone makes sure it never counts.
-    local tombstone = cjson.encode({retracted_by = event_id, evidence = {}})
+    -- The original has not arrived yet (retractions travel on a topic of their own):
+    -- a tombstone makes sure it never counts.
+    local tombstone = cjson.encode({retracted_by = event_id, evidence = {}, tombstone = true})
     redis.call('HSET', evidence_key, target, tombstone)
     return
   end
@@ -52,10 +53,24 @@ local function retract(evidence_key, voter_key, event_id, target)
   redis.call('HSET', evidence_key, target, cjson.encode(doc))
 end
 
+-- An event whose retraction came first: kept as it would be had it come first, retracted.
+local function arrive_retracted(evidence_key, voter_key, event_id, record, tombstone)
+  local doc = cjson.decode(record)
+  doc.retracted_by = tombstone.retracted_by
+  redis.call('HSET', evidence_key, event_id, cjson.encode(doc))
+  redis.call('HINCRBY', voter_key, 'seq', 1)
+end
+
 -- Returns 1 when the event was applied now, 0 when it had been applied before.
 local function apply_event(evidence_key, voter_key, event_id, record, retracts)
-  if redis.call('HEXISTS', evidence_key, event_id) == 1 then
-    return 0
+  local known = redis.call('HGET', evidence_key, event_id)
+  if known then
+    local doc = cjson.decode(known)
+    if not doc.tombstone then
+      return 0
+    end
+    arrive_retracted(evidence_key, voter_key, event_id, record, doc)
+    return 1
   end
   if retracts == '' then
     fold_evidence(voter_key, cjson.decode(record), 1)

@@ -204,3 +204,38 @@ def test_the_worker_serves_metrics_and_health(settings, redis_client, loaded_vot
         what="a live verdict",
     )
     assert orjson.loads(body)["live"] is True
+
+
+def test_a_retraction_that_overtakes_its_event_leaves_the_same_state(settings, redis_client):
+    # Retractions travel on their own topic, so one may be applied before its event.
+    import asyncio
+    from dataclasses import replace
+
+    from streams.redisio import RedisStore
+
+    donation = (b'{"type":"donation","source":"app","evidence":{"donor":[0.5,0]}}', "")
+    retraction = (b'{"type":"retraction","source":"app","retracts":"d-1"}', "d-1")
+    items = {"d-1": donation, "r-1": retraction}
+
+    async def apply_in(order: list[str], namespace: str) -> None:
+        store = await RedisStore.open(replace(settings, redis_namespace=namespace))
+        for event_id in order:
+            record, retracts = items[event_id]
+            await store.apply_evidence([("V1", event_id, record, retracts)])
+        await store.close()
+
+    in_order, overtaken = settings.redis_namespace + "a:", settings.redis_namespace + "b:"
+    asyncio.run(apply_in(["d-1", "r-1", "d-1"], in_order))
+    asyncio.run(apply_in(["r-1", "d-1", "d-1"], overtaken))
+
+    def state(namespace: str) -> tuple[dict, dict]:
+        keys = Keys(namespace)
+        # A total that went up and down again reads as 0, one never touched is absent.
+        voter = {k: v for k, v in redis_client.hgetall(keys.voter("V1")).items() if v != "0"}
+        evidence = redis_client.hgetall(keys.evidence("V1"))
+        return voter, {event_id: orjson.loads(doc) for event_id, doc in evidence.items()}
+
+    assert state(in_order) == state(overtaken)
+    voter, evidence = state(overtaken)
+    assert voter == {"seq": "2"}
+    assert evidence["d-1"]["retracted_by"] == "r-1" and evidence["d-1"]["type"] == "donation"
