@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import time
 from collections import OrderedDict, deque
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -39,8 +39,16 @@ def _header(headers: Any, name: str) -> str | None:
     return None
 
 
-async def read_latest_snapshot(settings: Settings) -> tuple[PopulationModels, int] | None:
-    """The newest published models and the labels offset they cover, or None."""
+class Snapshot(NamedTuple):
+    """A published snapshot: the models, and where in the labels topic they stand."""
+
+    models: PopulationModels
+    labels_offset: int  # every label before this offset is learned
+    seen_from: int  # the learner's memory of learned event ids starts at this offset
+
+
+async def read_latest_snapshot(settings: Settings) -> Snapshot | None:
+    """The newest published models and the labels offsets they cover, or None."""
     topic = settings.topic(topics.MODEL_SNAPSHOTS)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False
@@ -58,9 +66,9 @@ async def read_latest_snapshot(settings: Settings) -> tuple[PopulationModels, in
         if not records:
             return None
         last = records[-1]
-        return PopulationModels.from_snapshot(last.value), int(
-            _header(last.headers, "labels_offset") or 0
-        )
+        offset = int(_header(last.headers, "labels_offset") or 0)
+        seen_from = int(_header(last.headers, "seen_from") or offset)
+        return Snapshot(PopulationModels.from_snapshot(last.value), offset, seen_from)
     finally:
         await consumer.stop()
 
@@ -132,8 +140,47 @@ class RollingQuality:
         return (rank_sum - positives * (positives + 1) / 2) / (positives * negatives)
 
 
+async def read_event_ids(settings: Settings, start: int, end: int) -> list[tuple[str, int]]:
+    """(event id, offset) of every example in the labels topic from ``start`` to ``end``."""
+    if end <= start:
+        return []
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        partition = TopicPartition(settings.topic(topics.LABELS), 0)
+        consumer.assign([partition])
+        consumer.seek(partition, start)
+        found: list[tuple[str, int]] = []
+        while await consumer.position(partition) < end:
+            batch = await consumer.getmany(partition, timeout_ms=1_000, max_records=2_000)
+            for record in batch.get(partition, []):
+                if record.offset < end:
+                    found += [(example_id, record.offset) for example_id in _event_ids(record)]
+        return found
+    finally:
+        await consumer.stop()
+
+
+def _event_ids(record: Any) -> list[str]:
+    try:
+        examples = orjson.loads(record.value)
+        examples = [examples] if isinstance(examples, dict) else examples
+        return [str(example["event_id"]) for example in examples]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return []  # the learner skipped it too
+
+
 class Learner(ConsumerRebalanceListener):
-    """Learns every labeled example once and publishes snapshots of the models."""
+    """Learns every labeled example once and publishes snapshots of the models.
+
+    Workers send an event's labels again when they process the event again (after a
+    crash, say), so the learner remembers the ids of the last ``seen_window`` examples
+    it learned. A snapshot records where that memory starts in the labels topic, and
+    a learner that takes over rebuilds it from there: a label sent again just after a
+    takeover is still learned once.
+    """
 
     def __init__(self, settings: Settings, *, seen_window: int = 100_000):
         self.settings = settings
@@ -141,7 +188,7 @@ class Learner(ConsumerRebalanceListener):
         self.snapshot_interval_s = settings.snapshot_interval_s
         self.models = PopulationModels()
         self.quality = RollingQuality()
-        self.seen: OrderedDict[str, None] = OrderedDict()
+        self.seen: OrderedDict[str, int] = OrderedDict()  # event id -> labels offset
         self.seen_window = seen_window
         self.partition = TopicPartition(settings.topic(topics.LABELS), 0)
         self.next_offset = 0
@@ -162,10 +209,15 @@ class Learner(ConsumerRebalanceListener):
         if self.partition not in assigned:
             return
         latest = await read_latest_snapshot(self.settings)
+        self.seen.clear()
         if latest is not None:
-            self.models, self.next_offset = latest
+            self.models, self.next_offset = latest.models, latest.labels_offset
+            learned = await read_event_ids(self.settings, latest.seen_from, self.next_offset)
+            for event_id, offset in learned:
+                self._remember(event_id, offset)
         assert self.consumer is not None
         self.consumer.seek(self.partition, self.next_offset)
+        self.unpublished = 0
         self.active = True
         log.info(
             "Learner took over %s",
@@ -199,36 +251,43 @@ class Learner(ConsumerRebalanceListener):
             batches = await self.consumer.getmany(timeout_ms=200, max_records=2_000)
             for records in batches.values():
                 for record in records:
-                    self.learn(record.value)
+                    # Records fetched before the takeover (or before its seek) belong
+                    # to the snapshot's past or to another learner: not ours to learn.
+                    if not self.active or record.offset < self.next_offset:
+                        continue
+                    self.learn(record.value, record.offset)
                     self.next_offset = record.offset + 1
             if self.active and self._snapshot_due():
                 await self.publish()
 
-    def learn(self, raw: bytes) -> None:
+    def learn(self, raw: bytes, offset: int = 0) -> None:
         """Learn from one record of the labels topic: a list of labeled examples."""
         try:
             examples = orjson.loads(raw)
             if isinstance(examples, dict):  # one example on its own is fine too
                 examples = [examples]
             for example in examples:
-                self.learn_example(example)
+                self.learn_example(example, offset)
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             # Only our own workers write this topic; a record we cannot read must
             # not stop every later label from being learned.
             log.error("Skipped an unreadable labels record %s", kv(error=repr(exc)[:200]))
 
-    def learn_example(self, example: dict[str, Any]) -> None:
-        event_id = example["event_id"]
+    def learn_example(self, example: dict[str, Any], offset: int = 0) -> None:
+        event_id = str(example["event_id"])
         if event_id in self.seen:
             return
-        self.seen[event_id] = None
-        if len(self.seen) > self.seen_window:
-            self.seen.popitem(last=False)
+        self._remember(event_id, offset)
 
         features, labels = example["features"], example["labels"]
         self.quality.observe(self.models.predict_one(features), labels)
         self.models.learn_one(features, labels)
         self.unpublished += 1
+
+    def _remember(self, event_id: str, offset: int) -> None:
+        self.seen[event_id] = offset
+        if len(self.seen) > self.seen_window:
+            self.seen.popitem(last=False)
 
     def _snapshot_due(self) -> bool:
         if self.unpublished == 0:
@@ -246,8 +305,10 @@ class Learner(ConsumerRebalanceListener):
         """Send a snapshot that covers every label before ``next_offset``."""
         if self.unpublished == 0 or self.producer is None:
             return
+        seen_from = next(iter(self.seen.values()), self.next_offset)
         headers = [
             ("labels_offset", str(self.next_offset).encode()),
+            ("seen_from", str(seen_from).encode()),
             ("version", str(self.models.version).encode()),
         ]
         topic = self.settings.topic(topics.MODEL_SNAPSHOTS)
