@@ -44,3 +44,6 @@ def configure_logging(level: str = "INFO") -> None:
     root.addHandler(handler)
     root.setLevel(level.upper())
     root.propagate = False
+    # Faust's consumer group speaks its own assignment protocol, which kafka-python's
+    # admin client cannot decode: it would warn on every lag reading.
+    logging.getLogger("kafka.admin._groups").setLevel(logging.ERROR)

@@ -92,7 +92,12 @@ def votescore(settings: Settings, *args: str, check: bool = True) -> subprocess.
     env = {**os.environ, **settings.to_env()}
     return subprocess.run(
         [sys.executable, "-m", "streams.cli", *args],
-        env=env, cwd=ROOT, capture_output=True, text=True, check=check, timeout=300,
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=check,
+        timeout=300,
     )
 
 
@@ -109,7 +114,10 @@ class WorkerProcess:
         self.log_file = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "streams.cli", "worker"],
-            env=env, cwd=ROOT, stdout=self.log_file, stderr=subprocess.STDOUT,
+            env=env,
+            cwd=ROOT,
+            stdout=self.log_file,
+            stderr=subprocess.STDOUT,
         )
         return self
 

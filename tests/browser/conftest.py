@@ -96,8 +96,10 @@ def dashboard(dashboard_config: DashboardConfig, admin: redis.Redis) -> Iterator
     running.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def chromium():
+    # Playwright's sync API keeps an event loop running in this thread while it is
+    # open; closing it with the browser tests lets later tests use asyncio.run.
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
