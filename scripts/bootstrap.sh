@@ -30,11 +30,14 @@ install_apt() {
 
 install_python() {
   local stamp=$venv/.installed
-  if [ -f "$stamp" ] && [ "$stamp" -nt "$root/pyproject.toml" ]; then return; fi
+  if [ -f "$stamp" ] && [ "$stamp" -nt "$root/pyproject.toml" ] \
+    && [ "$stamp" -nt "$root/constraints.txt" ]; then return; fi
   log "creating virtualenv in $venv"
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --upgrade pip
-  "$venv/bin/pip" install -q -e "$root[dev]"
+  # constraints.txt pins every package to the versions the tests last passed with;
+  # pyproject.toml keeps the looser ranges a library user installs against.
+  "$venv/bin/pip" install -q -c "$root/constraints.txt" -e "$root[dev]"
   touch "$stamp"
 }
 

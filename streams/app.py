@@ -13,6 +13,7 @@ batch's offsets are committed only after it went through, so nothing is lost.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -25,7 +26,7 @@ from streams import metrics, topics
 from streams.config import Settings
 from streams.errors import InvalidEvent
 from streams.health import OpsServer, start_ops_server
-from streams.logs import get_logger, kv
+from streams.logs import get_logger, kv, quiet_library_handlers
 from streams.modelsync import Learner, ModelFollower
 from streams.outbox import KafkaOutbox
 from streams.pipeline import BatchReport, Record, ScoringPipeline
@@ -237,6 +238,14 @@ def to_record(event: Any) -> Record:
         value=message.value,
         timestamp_ms=int(message.timestamp * 1000),
     )
+
+
+class OpsWorker(faust.Worker):
+    """Faust's worker, logging for ops: no terminal spinner, one format, no floods."""
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        self.spinner = None  # its cursor codes would land in log files
+        quiet_library_handlers(logger)
 
 
 def create_app(settings: Settings) -> tuple[faust.App, ScoringWorker]:

@@ -53,9 +53,7 @@ def register(subparsers: Any) -> None:
 
 
 def run_worker(args: argparse.Namespace, settings: Settings) -> int:
-    import faust
-
-    from streams.app import create_app
+    from streams.app import OpsWorker, create_app
     from streams.kafka_admin import ensure_topics
 
     ensure_topics(settings)
@@ -63,7 +61,7 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     app, _worker = create_app(settings)
     log.info("Starting worker %s", kv(app=settings.app_id, kafka=settings.kafka_bootstrap))
     # Faust's own INFO lines narrate every service start; ours say what ops need.
-    faust.Worker(app, loglevel="warn", quiet=True).execute_from_commandline()
+    OpsWorker(app, loglevel="warn", quiet=True).execute_from_commandline()
     return 0
 
 

@@ -12,6 +12,7 @@ import random
 import re
 import threading
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,6 +21,8 @@ import pytest
 import redis
 
 from bench.chaos import (
+    PrivateKafka,
+    PrivateRedis,
     Stream,
     capture,
     chaos_run,
@@ -191,6 +194,43 @@ def test_a_worker_killed_at_random_moments_applies_every_event_exactly_once(
     assert report.dead_lettered == report.garbage_sent > 0
     assert report.replay_after_loss_equal
     assert re.search(r"replayed \d+ records", rebuilt_by_cli[0])
+
+
+@pytest.fixture
+def private_services(tmp_path: Path) -> Iterator[tuple[PrivateKafka, PrivateRedis]]:
+    """A broker and a Redis of the test's own, since the test restarts them."""
+    kafka = PrivateKafka(tmp_path / "kafka").start()
+    redis_server = PrivateRedis(tmp_path / "redis").start()
+    yield kafka, redis_server
+    redis_server.stop()
+    kafka.stop()
+
+
+def test_the_worker_rides_out_a_broker_restart_and_a_redis_restart(
+    settings: Settings, voter_file: Path, start_worker, private_services
+) -> None:
+    kafka, redis_server = private_services
+    private = replace(settings, kafka_bootstrap=kafka.bootstrap, redis_url=redis_server.url)
+
+    report = chaos_run(
+        private,
+        voter_file,
+        count=1_500,
+        kills=0,
+        rate=150.0,
+        seed=41,
+        start_worker=lambda: start_worker(private),
+        kafka=kafka,
+        redis_server=redis_server,
+        catch_up_timeout=240,
+    )
+
+    assert report.broker_restarts == 1 and report.redis_restarts == 1
+    assert report.lost == 0
+    assert report.evidence_mismatches == 0
+    assert report.aggregates_equal
+    assert report.max_score_diff == 0
+    assert report.dead_lettered == report.garbage_sent
 
 
 def test_the_learner_resumes_from_its_snapshot_after_a_kill(
