@@ -48,6 +48,12 @@ from kafka.errors import KafkaError
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench._common import (  # noqa: E402
+    WorkerProcess,
+    free_port,
+    wait_caught_up,
+    wait_until,
+)
 from models.population import SCORES, PopulationModels  # noqa: E402
 from streams import topics  # noqa: E402
 from streams.config import Settings  # noqa: E402
@@ -61,32 +67,13 @@ KAFKA_LIB = ROOT / ".local" / "kafka" / "lib"
 # --- private services ---------------------------------------------------------------
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.2)
-
-
 class PrivateKafka:
     """A single-node KRaft broker of our own, in a temporary directory, on free ports."""
 
     def __init__(self, home: Path, port: int | None = None):
         self.home = home
-        self.port = port or _free_port()
-        self.controller_port = _free_port()
+        self.port = port or free_port()
+        self.controller_port = free_port()
         self.process: subprocess.Popen | None = None
 
     @property
@@ -102,7 +89,7 @@ class PrivateKafka:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        _wait(self._answers, 120, f"private Kafka on {self.bootstrap}")
+        wait_until(self._answers, timeout=120, what=f"private Kafka on {self.bootstrap}")
         return self
 
     def stop(self) -> None:
@@ -185,7 +172,7 @@ class PrivateRedis:
 
     def __init__(self, home: Path, port: int | None = None):
         self.home = home
-        self.port = port or _free_port()
+        self.port = port or free_port()
         self.process: subprocess.Popen | None = None
 
     @property
@@ -199,7 +186,7 @@ class PrivateRedis:
             + ["--dir", str(self.home), "--save", "", "--appendonly", "yes"]
             + ["--appendfsync", "always", "--logfile", str(self.home / "redis.log")],
         )
-        _wait(self._answers, 30, f"private Redis on {self.port}")
+        wait_until(self._answers, timeout=30, what=f"private Redis on {self.port}")
         return self
 
     def stop(self) -> None:
@@ -419,52 +406,6 @@ def delete_namespace(settings: Settings) -> None:
     client.close()
 
 
-# --- waiting for the worker -----------------------------------------------------------
-
-
-def consumer_lag(settings: Settings) -> int | None:
-    """Records of the worker's topics its consumer group has not committed yet."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    from streams.lag import _end_offsets
-
-    names = [settings.topic(t) for t in topics.EVENT_TOPICS]
-    names.append(settings.topic(topics.HOUSEHOLD_EVIDENCE))
-    try:
-        admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-        consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
-    except KafkaError:
-        return None
-    try:
-        group = settings.app_id
-        committed = admin.list_group_offsets(group).get(group, {})
-        partitions = [
-            TopicPartition(t, p) for t in names for p in consumer.partitions_for_topic(t) or ()
-        ]
-        ends = _end_offsets(admin, partitions)
-        done = {tp: meta.offset for tp, meta in committed.items() if meta.offset >= 0}
-        return sum(end - done.get(tp, 0) for tp, end in ends.items())
-    except KafkaError:
-        return None
-    finally:
-        admin.close()
-        consumer.close()
-
-
-def wait_caught_up(settings: Settings, timeout: float) -> None:
-    """Until the worker's group has committed everything, twice in a row."""
-    streak = [0]
-
-    def caught_up() -> bool:
-        lag = consumer_lag(settings)
-        streak[0] = streak[0] + 1 if lag == 0 else 0
-        if streak[0] < 2:
-            time.sleep(1.0)
-        return streak[0] >= 2
-
-    _wait(caught_up, timeout, "the worker to catch up")
-
-
 # --- the run --------------------------------------------------------------------------
 
 
@@ -517,7 +458,9 @@ def run_worker_under_fire(
     rng.shuffle(plan)
     disruptions = list(disruptions)
     for step in plan:
-        _wait(lambda w=worker: "Worker ready" in w.log(), 120, "the worker to start")
+        wait_until(
+            lambda w=worker: "Worker ready" in w.log(), timeout=120, what="the worker to start"
+        )
         time.sleep(rng.uniform(1.0, 10.0))  # a random moment of processing, not a condition
         if step == "kill":
             worker.kill()
@@ -656,7 +599,6 @@ def main() -> int:
         args.events, args.voters, args.kills, args.rate = 3_000, 1_000, 2, 150.0
 
     from models.voters import generate_voters, write_voters
-    from tests.conftest import WorkerProcess
 
     # Faust's default session timeout is 60 s: a killed worker's partitions would wait
     # that long for the restarted one. Ten seconds keeps the run short.
@@ -675,7 +617,7 @@ def main() -> int:
             redis_namespace="chaos:",
             app_id="vs-chaos",
             data_dir=home / "worker",
-            web_port=_free_port(),
+            web_port=free_port(),
         )
 
         def start_worker() -> WorkerProcess:

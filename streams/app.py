@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import faust
+from faust.sensors import Monitor
 from kafka.errors import KafkaError
 from redis.exceptions import RedisError
 
@@ -240,6 +241,28 @@ def to_record(event: Any) -> Record:
     )
 
 
+class QuietMonitor(Monitor):
+    """Faust's monitor without its per-message bookkeeping.
+
+    votescore counts what ops need in its own Prometheus metrics; Faust's monitor would
+    record four timestamps for every record, about a sixth of Faust's cost per record.
+    """
+
+    def on_message_in(self, tp: Any, offset: int, message: Any) -> None:
+        return None
+
+    def on_stream_event_in(self, tp: Any, offset: int, stream: Any, event: Any) -> None:
+        return None
+
+    def on_stream_event_out(
+        self, tp: Any, offset: int, stream: Any, event: Any, state: Any = None
+    ) -> None:
+        return None
+
+    def on_message_out(self, tp: Any, offset: int, message: Any) -> None:
+        return None
+
+
 class OpsWorker(faust.Worker):
     """Faust's worker, logging for ops: no terminal spinner, one format, no floods."""
 
@@ -262,6 +285,7 @@ def create_app(settings: Settings) -> tuple[faust.App, ScoringWorker]:
         producer_acks=-1,
         broker_commit_interval=1.0,
         autodiscover=False,
+        Monitor=QuietMonitor,
     )
     worker = ScoringWorker(settings)
     names = [settings.topic(t) for t in topics.EVENT_TOPICS]

@@ -14,6 +14,7 @@ so no label is learned twice or lost across restarts.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections import OrderedDict, deque
@@ -257,6 +258,9 @@ class Learner(ConsumerRebalanceListener):
                         continue
                     self.learn(record.value, record.offset)
                     self.next_offset = record.offset + 1
+                    # One record is one scoring batch's labels; between two, the
+                    # scoring agent gets its turn on the event loop.
+                    await asyncio.sleep(0)
             if self.active and self._snapshot_due():
                 await self.publish()
 

@@ -33,7 +33,7 @@ from models.scoring import Score
 from streams import topics
 from streams.config import Settings
 from streams.errors import InvalidEvent
-from streams.redisio import RedisStore, ScoreWrite, VoterState
+from streams.redisio import RedisStore, ScoreWrite, VoterStates
 from streams.schemas import decode_document
 
 
@@ -210,25 +210,25 @@ class ScoringPipeline:
     # 4. scores
 
     def _rescore(
-        self, evidence: list[Evidence], states: list[VoterState], report: BatchReport
+        self, evidence: list[Evidence], states: VoterStates, report: BatchReport
     ) -> list[ScoreWrite]:
         models = self.model_source.models
         batch = self._score_batch(evidence, states, models)
         latest: dict[str, dict[str, int | None]] = {}
         writes = []
-        for item, state, scores in zip(evidence, states, batch):
-            previous = latest.get(item.voter_id, state.current)
+        for item, applied, stored, scores in zip(evidence, states.applied, states.stored(), batch):
+            previous = latest.get(item.voter_id, stored)
             changed = [n for n in SCORES if previous.get(n) != scores[n].value]
             latest[item.voter_id] = {n: s.value for n, s in scores.items()}
-            if state.applied:
+            if applied:
                 report.applied += 1
             else:
                 report.duplicates += 1
             # A duplicate still writes when Redis lags behind its evidence (a crash
             # between the two steps); otherwise it changes nothing.
-            if state.applied or changed:
+            if applied or changed:
                 write = self._score_write(item, scores, previous, changed, models.version)
-                if not state.applied:
+                if not applied:
                     # A replayed event had its say in the feed already; what moved its
                     # voter since is the models, so the change is theirs.
                     write.cause, write.record_history = f"model:v{models.version}", False
@@ -237,35 +237,31 @@ class ScoringPipeline:
         return writes
 
     def _score_batch(
-        self, evidence: list[Evidence], states: list[VoterState], models: PopulationModels
+        self, evidence: list[Evidence], states: VoterStates, models: PopulationModels
     ) -> list[dict[str, Score]]:
-        """Every event's scores at once: the Beta quantiles cost one numpy call per score."""
+        """Every event's scores at once: one numpy call per score and quantity."""
         if not evidence:
             return []
         priors = [self._prior(item.voter_id, models) for item in evidence]
-        columns = {
-            name: batch_scores(
-                {name: np.array([p[name] for p in priors])},
-                {name: np.array([st.totals[name][0] for st in states])},
-                {name: np.array([st.totals[name][1] for st in states])},
-            )[name]
-            for name in SCORES
-        }
-        out = []
-        for i, state in enumerate(states):
-            out.append(
-                {
-                    name: Score(
-                        float(col.probability[i]),
-                        int(col.value[i]),
-                        int(col.low[i]),
-                        int(col.high[i]),
-                        state.counts[name],
-                    )
-                    for name, col in columns.items()
-                }
+        columns = batch_scores(
+            {name: np.array([p[name] for p in priors]) for name in SCORES},
+            {name: states.successes(i) for i, name in enumerate(SCORES)},
+            {name: states.failures(i) for i, name in enumerate(SCORES)},
+        )
+        # Plain Python numbers once per column: numpy elements one at a time are slow.
+        per_score = {
+            name: list(
+                zip(
+                    col.probability.tolist(),
+                    col.value.tolist(),
+                    col.low.tolist(),
+                    col.high.tolist(),
+                    states.counts(i).tolist(),
+                )
             )
-        return out
+            for i, (name, col) in enumerate(columns.items())
+        }
+        return [{name: Score(*per_score[name][k]) for name in SCORES} for k in range(len(evidence))]
 
     def _prior(self, voter_id: str, models: PopulationModels) -> dict[str, float]:
         cached = self.priors.get(voter_id)
@@ -297,7 +293,7 @@ class ScoringPipeline:
 
     # 6. follow-ups
 
-    def _follow_ups(self, evidence: list[Evidence], states: list[VoterState]) -> list:
+    def _follow_ups(self, evidence: list[Evidence], states: VoterStates) -> list:
         # Sent for duplicates too: the first attempt may have died before sending.
         # The learner drops labels it has seen; household evidence has stable ids.
         examples: list[dict[str, Any]] = []

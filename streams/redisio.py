@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
+import numpy as np
 import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
@@ -26,6 +27,7 @@ from models.scoring import Score
 from streams.config import Settings
 
 HISTORY_LENGTH = 50
+STATE_WIDTH = 2 + 4 * len(SCORES)
 
 
 class Keys:
@@ -67,15 +69,38 @@ class Keys:
         return key[len(self.ns) + len("attrs:{") : -1]
 
 
-@dataclass(slots=True)
-class VoterState:
-    """A voter's evidence totals right after one event was applied (or found applied)."""
+class VoterStates:
+    """Voters' evidence right after each item of a batch was applied (or found applied).
 
-    applied: bool
-    seq: int
-    totals: dict[str, tuple[float, float]]
-    counts: dict[str, int]
-    current: dict[str, int | None]
+    One row per item, as the evidence script returns it: ``applied`` (1 or 0), ``seq``,
+    then per score in :data:`SCORES` its successes and failures (integer thousandths of
+    a pseudo-count), its evidence count and its stored value (-1 for none yet). Kept
+    as one integer matrix: a batch reads it column by column.
+    """
+
+    def __init__(self, rows: np.ndarray):
+        self.rows = rows.reshape(-1, STATE_WIDTH)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def applied(self) -> list[bool]:
+        return (self.rows[:, 0] == 1).tolist()
+
+    def successes(self, score: int) -> np.ndarray:
+        return self.rows[:, 2 + 4 * score] / 1000
+
+    def failures(self, score: int) -> np.ndarray:
+        return self.rows[:, 3 + 4 * score] / 1000
+
+    def counts(self, score: int) -> np.ndarray:
+        return self.rows[:, 4 + 4 * score]
+
+    def stored(self) -> list[dict[str, int | None]]:
+        """Each item's stored values by score, None where a score was never written."""
+        values = self.rows[:, 5::4].tolist()
+        return [{n: (v if v >= 0 else None) for n, v in zip(SCORES, row)} for row in values]
 
 
 @dataclass(slots=True)
@@ -146,14 +171,12 @@ class RedisStore:
         rows = await pipe.execute()
         return {v: (orjson.loads(row) if row else None) for v, row in zip(voter_ids, rows)}
 
-    async def apply_evidence(
-        self, items: Sequence[tuple[str, str, bytes, str]]
-    ) -> list[VoterState]:
+    async def apply_evidence(self, items: Sequence[tuple[str, str, bytes, str]]) -> VoterStates:
         """Apply (voter, event id, record JSON, retracted id) items in order, exactly once each."""
         if not items:
-            return []
+            return VoterStates(np.zeros((0, STATE_WIDTH), dtype=np.int64))
         if not self.clustered:
-            return _voter_states(await self._apply_batch(self.client, items))
+            return VoterStates(np.array(await self._apply_batch(self.client, items)))
 
         # In a cluster every voter is its own slot: one script call per event.
         pipe = self.pipeline()
@@ -161,7 +184,8 @@ class RedisStore:
             batch = orjson.dumps([[event_id, record.decode(), retracts]])
             keys = [self.keys.evidence(voter_id), self.keys.voter(voter_id)]
             _queue_script(pipe, self._apply, keys, [batch, *SCORES])
-        return [state for reply in await pipe.execute() for state in _voter_states(reply)]
+        replies = await pipe.execute()
+        return VoterStates(np.array([value for reply in replies for value in reply]))
 
     async def _apply_batch(self, client: Any, items: Sequence[tuple[str, str, bytes, str]]) -> Any:
         keys: list[str] = []
@@ -303,42 +327,3 @@ def _queue_script(pipe: Any, script: Any, keys: list[str], args: list[Any]) -> N
 
 def _pairs(flat: list[Any]) -> dict[str, Any]:
     return dict(zip(flat[::2], flat[1::2]))
-
-
-STATE_WIDTH = 2 + 4 * len(SCORES)
-
-
-def _voter_states(reply: list[Any]) -> list[VoterState]:
-    return [_voter_state(reply[i : i + STATE_WIDTH]) for i in range(0, len(reply), STATE_WIDTH)]
-
-
-def _voter_state(reply: list[Any]) -> VoterState:
-    totals: dict[str, tuple[float, float]] = {}
-    counts: dict[str, int] = {}
-    current: dict[str, int | None] = {}
-    for i, name in enumerate(SCORES):
-        a, b, n, value = reply[2 + 4 * i : 6 + 4 * i]
-        totals[name] = (int(a) / 1000, int(b) / 1000)
-        counts[name] = int(n)
-        current[name] = None if int(value) < 0 else int(value)
-    return VoterState(bool(reply[0]), int(reply[1]), totals, counts, current)
-
-
-async def read_voter_states(store: RedisStore, voter_ids: Sequence[str]) -> list[VoterState]:
-    """Evidence totals and stored scores of these voters, without changing anything."""
-    fields = ["seq"]
-    for name in SCORES:
-        fields += [f"{name}_a", f"{name}_b", f"{name}_n", name]
-    pipe = store.pipeline()
-    for voter_id in voter_ids:
-        pipe.hmget(store.keys.voter(voter_id), fields)
-    replies = await pipe.execute()
-    states = []
-    for reply in replies:
-        seq, rest = reply[0], reply[1:]
-        padded = [int(v) if v is not None else 0 for v in rest]
-        for i in range(len(SCORES)):  # a missing score reads as -1, as in the Lua script
-            if rest[4 * i + 3] is None:
-                padded[4 * i + 3] = -1
-        states.append(_voter_state([0, int(seq or 0), *padded]))
-    return states

@@ -36,6 +36,8 @@ from streams.redisio import RedisStore, ScoreWrite
 
 log = get_logger(__name__)
 PROGRESS_LOG_S = 10.0
+# Voters written per hold of the worker's lock: a batch of events waits for one slice.
+WRITE_SLICE = 125
 # Per score: successes and failures in thousandths, evidence count, stored value.
 _SCORE_FIELDS = ("probability", "value", "low", "high")
 STATE_FIELDS = ["seq"] + [f"{n}{suffix}" for n in SCORES for suffix in ("_a", "_b", "_n", "")]
@@ -79,7 +81,7 @@ class Sweeper:
         partitions: int,
         owned: Callable[[], set[int] | None] = lambda: None,
         lock: AbstractAsyncContextManager | None = None,
-        chunk: int = 2_000,
+        chunk: int = 250,
         max_rate: float | None = None,
     ):
         self.store = store
@@ -97,8 +99,8 @@ class Sweeper:
     ) -> SweepReport:
         report = SweepReport(model_version=models.version)
         started = last_log = time.perf_counter()
-        async for voter_ids in self._chunks():
-            await self._rescore(self._owned(voter_ids, report), models, report)
+        async for chunk in self._read_ahead(report):
+            await self._rescore(chunk, models, report)
             report.elapsed_s = time.perf_counter() - started
             await self._publish_progress(report)
             if progress is not None:
@@ -121,6 +123,23 @@ class Sweeper:
         if batch:
             yield batch
 
+    async def _read_ahead(self, report: SweepReport) -> AsyncIterator[Chunk]:
+        """Chunks to re-score, each read while the one before it is scored and written.
+
+        Redis answers the next read on its own core while this one scores in Python.
+        """
+        reading: asyncio.Future[Chunk] | None = None
+        async for voter_ids in self._chunks():
+            owned = self._owned(voter_ids, report)
+            if not owned:
+                continue
+            next_read = asyncio.ensure_future(self.read_chunk(owned))
+            if reading is not None:
+                yield await reading
+            reading = next_read
+        if reading is not None:
+            yield await reading
+
     def _owned(self, voter_ids: list[str], report: SweepReport) -> list[str]:
         owned = self.owned()
         if owned is not None:
@@ -128,12 +147,7 @@ class Sweeper:
         report.seen += len(voter_ids)
         return voter_ids
 
-    async def _rescore(
-        self, voter_ids: list[str], models: PopulationModels, report: SweepReport
-    ) -> None:
-        if not voter_ids:
-            return
-        chunk = await self.read_chunk(voter_ids)
+    async def _rescore(self, chunk: Chunk, models: PopulationModels, report: SweepReport) -> None:
         if not chunk.voter_ids:
             return
 
@@ -143,15 +157,22 @@ class Sweeper:
         if not len(changed):
             return
 
-        # Only the write waits for the worker's lock; a voter an event re-scored
-        # since the read already has current scores (the event used these models).
+        writes = _score_writes(chunk, scores, changed, models.version)
+        for start in range(0, len(writes), WRITE_SLICE):
+            await self._write_fresh(writes[start : start + WRITE_SLICE], report)
+
+    async def _write_fresh(self, writes: list[tuple[ScoreWrite, int]], report: SweepReport) -> None:
+        """Write the voters no event re-scored since the read (they are current already).
+
+        Only this takes the worker's lock, a slice at a time, so that a batch of events
+        waits for at most one slice's write, never for a whole chunk.
+        """
         async with self.lock or nullcontext():
-            current = await self._sequences([chunk.voter_ids[i] for i in changed])
-            fresh = changed[current == chunk.state[changed, 0]]
-            report.skipped += len(changed) - len(fresh)
-            writes = _score_writes(chunk, scores, fresh, models.version)
-            await self.store.write_scores(writes)
-        report.changed += len(writes)
+            current = await self._sequences([write.voter_id for write, _seq in writes])
+            fresh = [w for (w, seen), seq in zip(writes, current.tolist()) if seq == seen]
+            await self.store.write_scores(fresh)
+        report.skipped += len(writes) - len(fresh)
+        report.changed += len(fresh)
 
     async def read_chunk(self, voter_ids: Sequence[str]) -> Chunk:
         """The attributes and evidence state of these voters (those still in the file)."""
@@ -243,7 +264,8 @@ def _changed_rows(chunk: Chunk, scores: dict[str, BatchScores]) -> np.ndarray:
 
 def _score_writes(
     chunk: Chunk, scores: dict[str, BatchScores], rows: np.ndarray, version: int
-) -> list[ScoreWrite]:
+) -> list[tuple[ScoreWrite, int]]:
+    """The writes for these rows, each with the evidence sequence number it was read at."""
     # Plain Python numbers first: indexing numpy arrays one element at a time is slow.
     states = chunk.state[rows].tolist()
     columns = {
@@ -259,18 +281,17 @@ def _score_writes(
             stored, count = states[k][4 + 4 * i], states[k][3 + 4 * i]
             previous[name] = None if stored < 0 else stored
             voter_scores[name] = Score(*columns[name][k], max(count, 0))
-        writes.append(
-            ScoreWrite(
-                voter_id=chunk.voter_ids[row],
-                precinct=str(chunk.attrs[row].get("precinct") or "unknown"),
-                scores=voter_scores,
-                previous=previous,
-                cause=f"model:v{version}",
-                model_version=version,
-                event_ts_ms=now_ms,
-                record_history=False,
-            )
+        write = ScoreWrite(
+            voter_id=chunk.voter_ids[row],
+            precinct=str(chunk.attrs[row].get("precinct") or "unknown"),
+            scores=voter_scores,
+            previous=previous,
+            cause=f"model:v{version}",
+            model_version=version,
+            event_ts_ms=now_ms,
+            record_history=False,
         )
+        writes.append((write, states[k][0]))
     return writes
 
 

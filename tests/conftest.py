@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,6 +14,7 @@ from typing import Any, TypeVar
 import pytest
 import redis
 
+from bench._common import WorkerProcess, free_port, wait_until
 from streams.config import Settings
 
 T = TypeVar("T")
@@ -26,20 +25,10 @@ def wait_for(
     condition: Callable[[], T], *, timeout: float = 30.0, interval: float = 0.05, what: str = ""
 ) -> T:
     """Poll ``condition`` until it returns something truthy; fail the test after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
-        time.sleep(interval)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    try:
+        return wait_until(condition, timeout=timeout, interval=interval, what=what)
+    except TimeoutError as exc:
+        raise AssertionError(str(exc)) from None
 
 
 def isolated_settings(tmp_path: Path, **overrides: Any) -> Settings:
@@ -99,45 +88,6 @@ def votescore(settings: Settings, *args: str, check: bool = True) -> subprocess.
         check=check,
         timeout=300,
     )
-
-
-class WorkerProcess:
-    """A `votescore worker` subprocess, its log kept in a file for failing tests."""
-
-    def __init__(self, settings: Settings, log_path: Path):
-        self.settings = settings
-        self.log_path = log_path
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> WorkerProcess:
-        env = {**os.environ, **self.settings.to_env()}
-        self.log_file = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker"],
-            env=env,
-            cwd=ROOT,
-            stdout=self.log_file,
-            stderr=subprocess.STDOUT,
-        )
-        return self
-
-    def kill(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=30)
-        self.log_file.close()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
 
 
 @pytest.fixture

@@ -10,11 +10,12 @@ local scores = {}
 for i = 2, #ARGV do
   scores[#scores + 1] = ARGV[i]
 end
+local fields = state_fields(scores)
 
 local out = {}
 for i, item in ipairs(items) do
   local evidence_key, voter_key = KEYS[2 * i - 1], KEYS[2 * i]
   local applied = apply_event(evidence_key, voter_key, item[1], item[2], item[3])
-  voter_state(out, voter_key, applied, scores)
+  voter_state(out, voter_key, applied, fields)
 end
 return out

@@ -22,16 +22,27 @@ local function fold_evidence(voter_key, doc, sign)
   end
 end
 
--- Append {applied, seq, then per score: successes, failures, count, value or -1} to out.
-local function voter_state(out, voter_key, applied, scores)
-  out[#out + 1] = applied
-  out[#out + 1] = tonumber(redis.call('HGET', voter_key, 'seq') or '0')
+-- The voter hash fields voter_state reads, in its order: seq, then per score
+-- successes, failures, count and stored value.
+local function state_fields(scores)
+  local fields = {'seq'}
   for _, s in ipairs(scores) do
-    local v = redis.call('HMGET', voter_key, s .. '_a', s .. '_b', s .. '_n', s)
-    out[#out + 1] = tonumber(v[1] or '0')
-    out[#out + 1] = tonumber(v[2] or '0')
-    out[#out + 1] = tonumber(v[3] or '0')
-    out[#out + 1] = tonumber(v[4] or '-1')
+    fields[#fields + 1] = s .. '_a'
+    fields[#fields + 1] = s .. '_b'
+    fields[#fields + 1] = s .. '_n'
+    fields[#fields + 1] = s
+  end
+  return fields
+end
+
+-- Append {applied, seq, then per score: successes, failures, count, value or -1} to out.
+local function voter_state(out, voter_key, applied, fields)
+  out[#out + 1] = applied
+  local v = redis.call('HMGET', voter_key, unpack(fields))
+  for i = 1, #fields do
+    -- A score never written reads -1; any other missing field reads 0.
+    local missing = (i > 1 and (i - 1) % 4 == 0) and '-1' or '0'
+    out[#out + 1] = tonumber(v[i] or missing)
   end
 end
 

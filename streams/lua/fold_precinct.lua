@@ -7,4 +7,7 @@ local scores = {}
 for i = 3, #ARGV do
   scores[#scores + 1] = ARGV[i]
 end
-return fold_precinct(KEYS[1], KEYS[2], ARGV[1], ARGV[2], scores)
+local deltas = {}
+local folded = fold_precinct(deltas, KEYS[1], KEYS[2], ARGV[1], ARGV[2], scores)
+apply_deltas(deltas)
+return folded

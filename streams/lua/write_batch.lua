@@ -7,11 +7,29 @@
 --    "cause", "ts", "event_ts", "history": JSON text or null}]}
 -- The voter hash, rankings and aggregates are set from state, so a repeated batch
 -- leaves them as they are; the feed and history only grow for real changes.
+-- Rankings and aggregates are written once per batch (a voter written twice keeps
+-- its last scores: ZADD takes its pairs in order).
+
+local RANKING_PAIRS = 1000  -- per ZADD call: Lua's unpack stops near 8000 values
 
 local batch = cjson.decode(ARGV[1])
 local scores = batch.scores
 local nscores = #scores
 local changes_key = KEYS[nscores + 1]
+local rankings, deltas = {}, {}
+for j = 1, nscores do
+  rankings[j] = {}
+end
+
+local function write_rankings()
+  for j = 1, nscores do
+    local pairs_ = rankings[j]
+    for start = 1, #pairs_, 2 * RANKING_PAIRS do
+      local stop = math.min(#pairs_, start + 2 * RANKING_PAIRS - 1)
+      redis.call('ZADD', KEYS[j], unpack(pairs_, start, stop))
+    end
+  end
+end
 
 for i, write in ipairs(batch.writes) do
   local base = nscores + 1 + 4 * (i - 1)
@@ -19,10 +37,12 @@ for i, write in ipairs(batch.writes) do
   redis.call('HSET', voter_key, unpack(write.fields))
 
   local values = split_numbers(write.values)
-  for j, s in ipairs(scores) do
-    redis.call('ZADD', KEYS[j], values[j], write.voter)
+  for j = 1, nscores do
+    local ranking = rankings[j]
+    ranking[#ranking + 1] = values[j]
+    ranking[#ranking + 1] = write.voter
   end
-  fold_precinct(KEYS[base + 3], KEYS[base + 4], write.voter, write.values, scores)
+  fold_precinct(deltas, KEYS[base + 3], KEYS[base + 4], write.voter, write.values, scores)
 
   for _, change in ipairs(write.feed) do
     redis.call('XADD', changes_key, 'MAXLEN', '~', batch.maxlen, '*',
@@ -34,4 +54,7 @@ for i, write in ipairs(batch.writes) do
     redis.call('LTRIM', history_key, 0, batch.history_length - 1)
   end
 end
+
+write_rankings()
+apply_deltas(deltas)
 return #batch.writes

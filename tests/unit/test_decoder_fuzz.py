@@ -11,6 +11,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -20,7 +21,7 @@ from models.population import SCORES
 from streams.config import Settings
 from streams.errors import InvalidEvent
 from streams.pipeline import Record, ScoringPipeline
-from streams.redisio import VoterState
+from streams.redisio import VoterStates
 from streams.schemas import decode_event
 
 NOW = datetime(2026, 11, 3, 12, 0, tzinfo=UTC)
@@ -184,16 +185,16 @@ class MemoryStore:
         return {v: ({"voter_id": v, "precinct": "P1"} if v in KNOWN_VOTERS else None)
                 for v in voter_ids}  # fmt: skip
 
-    async def apply_evidence(self, items: list[tuple]) -> list[VoterState]:
-        states = []
+    async def apply_evidence(self, items: list[tuple]) -> VoterStates:
+        rows = []
         for voter_id, event_id, _record, _retracts in items:
             ids = self.applied.setdefault(voter_id, [])
             fresh = event_id not in ids
             if fresh:
                 ids.append(event_id)
-            zero = {s: (0.0, 0.0) for s in SCORES}
-            states.append(VoterState(fresh, len(ids), zero, dict.fromkeys(SCORES, 0), {}))
-        return states
+            no_evidence_no_score = [0, 0, 0, -1] * len(SCORES)
+            rows.append([int(fresh), len(ids), *no_evidence_no_score])
+        return VoterStates(np.array(rows, dtype=np.int64))
 
     async def write_scores(self, writes: list) -> None:
         self.writes += len(writes)
