@@ -17,7 +17,7 @@ import uuid
 from collections import Counter
 
 import pytest
-from kafka import KafkaAdminClient, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from models.voters import read_voters
 from streams import topics
@@ -75,21 +75,34 @@ def group_members(settings: Settings) -> int:
     return len(description.get("members") or [])
 
 
-def latest_version(settings: Settings) -> int:
+def labels_end(settings: Settings) -> int:
+    """The end offset of the single-partition labels topic: every label sent so far."""
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
+    try:
+        partition = TopicPartition(settings.topic(topics.LABELS), 0)
+        return consumer.end_offsets([partition])[partition]
+    finally:
+        consumer.close()
+
+
+def caught_up_version(settings: Settings) -> int:
+    """The newest snapshot's version if it covers every label sent so far, else 0."""
     latest = asyncio.run(read_latest_snapshot(settings))
-    return latest[0].version if latest else 0
+    if latest is None or latest.labels_offset < labels_end(settings):
+        return 0
+    return latest.models.version
 
 
 def stable_version(settings: Settings, quiet_s: float = 2.5) -> int:
-    """The newest snapshot version, once no new snapshot came for ``quiet_s`` seconds."""
+    """The newest snapshot version, once it covers every label and stayed for ``quiet_s``."""
     seen: list[int] = []
 
     def settled() -> bool:
-        seen.append(latest_version(settings))
+        seen.append(caught_up_version(settings))
         window = seen[-max(2, int(quiet_s / 0.5)) :]
         return len(window) > 1 and len(set(window)) == 1 and window[0] > 0
 
-    wait_for(settled, timeout=40, interval=0.5, what="the model snapshot to settle")
+    wait_for(settled, timeout=40, interval=0.5, what="the model snapshot to cover every label")
     return seen[-1]
 
 
