@@ -417,6 +417,7 @@ class ChaosReport:
     garbage_sent: int = 0
     applied: int = 0
     dead_lettered: int = 0
+    dead_letter_copies: int = 0
     duplicates_suppressed: int = 0
     lost: int = 0
     evidence_mismatches: int = 0
@@ -431,14 +432,29 @@ class ChaosReport:
     notes: list[str] = field(default_factory=list)
 
 
-def dead_letter_count(settings: Settings) -> int:
+def dead_letter_counts(settings: Settings) -> tuple[int, int]:
+    """Dead letters on the topic: (distinct bad records, records in all).
+
+    A dead letter names the record it stands for (topic, partition, offset headers); a
+    worker killed after sending one but before committing its batch sends it again.
+    """
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=3_000,
+    )
     try:
         topic = settings.topic(topics.DEAD_LETTERS)
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        return sum(consumer.end_offsets(partitions).values())
+        consumer.assign(partitions)
+        origins, total = set(), 0
+        for record in consumer:
+            headers = dict(record.headers)
+            origins.add((headers["topic"], headers["partition"], headers["offset"]))
+            total += 1
+        return len(origins), total
     finally:
         consumer.close()
 
@@ -531,7 +547,8 @@ def chaos_run(
     delete_namespace(reference_settings)
 
     report.applied = sum(v["seq"] for v in live.evidence.values())
-    report.dead_lettered = dead_letter_count(settings)
+    report.dead_lettered, copies = dead_letter_counts(settings)
+    report.dead_letter_copies = copies - report.dead_lettered
     report.lost = lost_events(live, stream)
     report.duplicates_suppressed = stream.duplicates
     report.evidence_mismatches = evidence_differences(live, reference)
@@ -573,6 +590,7 @@ def print_report(report: ChaosReport, args: argparse.Namespace) -> None:
     print(f"garbage_sent: {report.garbage_sent} records")
     print(f"applied: {report.applied} evidence items (events and household shares)")
     print(f"dead_lettered: {report.dead_lettered} records (limit: garbage_sent)")
+    print(f"dead_letters_sent_again: {report.dead_letter_copies} records (after kills)")
     print(f"duplicates_suppressed: {report.duplicates_suppressed} retried copies (at least)")
     print(f"lost: {report.lost} events (limit: 0)")
     print(f"evidence_mismatches: {report.evidence_mismatches} voters (limit: 0)")
