@@ -50,6 +50,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench._common import (  # noqa: E402
     WorkerProcess,
+    delete_keys,
     free_port,
     wait_caught_up,
     wait_until,
@@ -400,9 +401,7 @@ def newest_models(settings: Settings) -> PopulationModels:
 
 def delete_namespace(settings: Settings) -> None:
     client = redis.Redis.from_url(settings.redis_url)
-    keys = list(client.scan_iter(match=f"{settings.redis_namespace}*", count=1000))
-    for start in range(0, len(keys), 500):
-        client.delete(*keys[start : start + 500])
+    delete_keys(client, settings.redis_namespace)
     client.close()
 
 

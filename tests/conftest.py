@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import pytest
 import redis
 
-from bench._common import WorkerProcess, free_port, wait_until
+from bench._common import WorkerProcess, delete_keys, free_port, wait_until
 from streams.config import Settings
 
 T = TypeVar("T")
@@ -52,9 +52,7 @@ def cleanup(settings: Settings) -> None:
     from streams.kafka_admin import delete_topics
 
     client = redis.Redis.from_url(settings.redis_url)
-    keys = list(client.scan_iter(match=f"{settings.redis_namespace}*", count=1000))
-    for start in range(0, len(keys), 500):
-        client.delete(*keys[start : start + 500])
+    delete_keys(client, settings.redis_namespace)
     client.close()
     try:
         delete_topics(settings)

@@ -14,6 +14,7 @@ import pytest
 import redis
 from aiohttp import web
 
+from bench._common import delete_keys
 from streams.config import Settings
 from streams.dashboard.app import DashboardConfig, build_app
 from tests.browser.helpers import ARTIFACTS
@@ -36,9 +37,7 @@ def admin(settings: Settings) -> Iterator[redis.Redis]:
     so that a failing test leaves nothing behind even before the shared cleanup runs)."""
     client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
     yield client
-    keys = list(client.scan_iter(match=f"{settings.redis_namespace}*", count=1000))
-    if keys:
-        client.delete(*keys)
+    delete_keys(client, settings.redis_namespace)
     for user in (f"{settings.app_id}-dashboard", f"{settings.app_id}-dashboard-audit"):
         client.execute_command("ACL", "DELUSER", user)
     client.close()
