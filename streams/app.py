@@ -37,6 +37,7 @@ from streams.sweep import Sweeper
 log = get_logger(__name__)
 SERVICE_ERRORS = (RedisError, KafkaError, OSError, asyncio.TimeoutError)
 SLOW_BATCH_S = 0.5
+EVENTS_FLOWING_S = 1.0
 
 
 class Backoff:
@@ -93,6 +94,10 @@ class ScoringWorker:
                     ),
                 )
         return self.pipeline
+
+    def events_flowing(self) -> bool:
+        """Whether a batch of events finished within the last second."""
+        return time.time() - self.last_batch_at < EVENTS_FLOWING_S
 
     def _publish_model(self, models: Any) -> None:
         # Dashboards and ops see which model version the scores come from.
@@ -217,6 +222,8 @@ async def sweep_on_model_change(app: faust.App, worker: ScoringWorker) -> None:
         owned=lambda: owned_partitions(app, settings),
         lock=worker.lock,
         max_rate=settings.sweep_rate or None,
+        events_flowing=worker.events_flowing,
+        share=settings.sweep_share,
     )
     swept_version = -1
     while True:

@@ -44,6 +44,8 @@ class Settings:
     # voters a second (0: as fast as it can between batches), at most this often.
     sweep_rate: float = field(default=0.0, metadata={"env": "VOTESCORE_SWEEP_RATE"})
     sweep_interval_s: float = field(default=30.0, metadata={"env": "VOTESCORE_SWEEP_INTERVAL_S"})
+    # While events flow, the sweep takes at most this share of the worker's event loop.
+    sweep_share: float = field(default=0.2, metadata={"env": "VOTESCORE_SWEEP_SHARE"})
     log_level: str = field(default="INFO", metadata={"env": "VOTESCORE_LOG_LEVEL"})
 
     @classmethod

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from importlib import resources
@@ -83,6 +83,9 @@ class Sweeper:
         lock: AbstractAsyncContextManager | None = None,
         chunk: int = 250,
         max_rate: float | None = None,
+        events_flowing: Callable[[], bool] = lambda: False,
+        share: float = 1.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ):
         self.store = store
         self.partitions = partitions
@@ -90,6 +93,9 @@ class Sweeper:
         self.lock = lock
         self.chunk = chunk
         self.max_rate = max_rate
+        self.events_flowing = events_flowing
+        self.share = min(max(share, 0.01), 1.0)
+        self.sleep = sleep
         self._read = store.client.register_script(
             resources.files("streams.lua").joinpath("sweep_read.lua").read_text()
         )
@@ -100,7 +106,9 @@ class Sweeper:
         report = SweepReport(model_version=models.version)
         started = last_log = time.perf_counter()
         async for chunk in self._read_ahead(report):
+            working = time.perf_counter()
             await self._rescore(chunk, models, report)
+            worked = time.perf_counter() - working
             report.elapsed_s = time.perf_counter() - started
             await self._publish_progress(report)
             if progress is not None:
@@ -108,7 +116,7 @@ class Sweeper:
             if report.elapsed_s - last_log > PROGRESS_LOG_S:
                 last_log = report.elapsed_s
                 log.info("Sweep progress %s", _fields(report))
-            await self._pace(report)
+            await self._pace(report, worked)
         log.info("Sweep finished %s", _fields(report))
         return report
 
@@ -234,14 +242,20 @@ class Sweeper:
             },
         )
 
-    async def _pace(self, report: SweepReport) -> None:
-        # Without a rate limit the sweep still yields to the event loop between
-        # chunks, so the agent runs its batches between them.
-        if self.max_rate is None:
-            await asyncio.sleep(0)
-            return
-        ahead = report.rescored / self.max_rate - report.elapsed_s
-        await asyncio.sleep(max(0.0, ahead))
+    async def _pace(self, report: SweepReport, worked: float) -> None:
+        """Pause between chunks: for the rate limit, and to leave events the loop.
+
+        Fresh evidence matters more than model drift, so while events flow the sweep
+        takes at most ``share`` of the event loop: after a chunk that took ``worked``
+        seconds it rests ``worked * (1 - share) / share``. Idle, it runs flat out.
+        """
+        pause = 0.0
+        if self.max_rate is not None:
+            pause = report.rescored / self.max_rate - report.elapsed_s
+        if self.share < 1.0 and self.events_flowing():
+            pause = max(pause, worked * (1.0 - self.share) / self.share)
+        # Even a zero pause yields to the event loop, so the agent runs its batches.
+        await self.sleep(max(0.0, pause))
 
 
 def score_chunk(models: PopulationModels, chunk: Chunk) -> dict[str, BatchScores]:
