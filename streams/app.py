@@ -38,6 +38,7 @@ log = get_logger(__name__)
 SERVICE_ERRORS = (RedisError, KafkaError, OSError, asyncio.TimeoutError)
 SLOW_BATCH_S = 0.5
 EVENTS_FLOWING_S = 1.0
+MAX_UNSETTLED = 8
 
 
 class Backoff:
@@ -70,6 +71,7 @@ class ScoringWorker:
         self.totals = BatchReport()
         self.ops: OpsServer | None = None
         self.last_batch_at = 0.0
+        self.unsettled: list[asyncio.Future] = []
 
     async def start(self) -> ScoringPipeline:
         async with self._started:
@@ -116,15 +118,25 @@ class ScoringWorker:
         except SERVICE_ERRORS as exc:
             log.warning("Model version not written to Redis %s", kv(error=type(exc).__name__))
 
-    async def process(self, records: Sequence[Record]) -> BatchReport:
-        """Process a batch; retry service failures; never lose a record."""
+    async def process(
+        self, records: Sequence[Record], on_delivered: Callable[[], None] | None = None
+    ) -> BatchReport:
+        """Process a batch; retry service failures; never lose a record.
+
+        Without ``on_delivered`` this returns once the batch's follow-ups (labels,
+        household shares, dead letters) are in Kafka. With it, it returns as soon as
+        Redis has the scores and the follow-ups are handed to the producer, so the
+        next batch scores while Kafka acknowledges; ``on_delivered`` runs once every
+        follow-up is in (the agent then lets Faust commit the batch's offsets).
+        """
         pipeline = await self.start()
         backoff = Backoff()
         started = time.perf_counter()
         while True:
             try:
                 async with self.lock:
-                    report = await pipeline.process(records)
+                    report, follow_ups = await pipeline.score(records)
+                delivery = await self.outbox.enqueue(follow_ups)
                 break
             except SERVICE_ERRORS as exc:
                 self._service_failed(exc)
@@ -139,9 +151,50 @@ class ScoringWorker:
                 )
                 async with self.lock:
                     report = await self._process_one_by_one(pipeline, records)
+                follow_ups, delivery = [], _delivered()
                 break
         self._account(report, time.perf_counter() - started, len(records))
+
+        settling = self._settle(follow_ups, delivery, on_delivered or (lambda: None))
+        if on_delivered is None:
+            await settling
+        else:
+            await self._hold(asyncio.ensure_future(settling))
         return report
+
+    async def _settle(
+        self, follow_ups: list, delivery: asyncio.Future, on_delivered: Callable[[], None]
+    ) -> None:
+        """Wait until Kafka has every follow-up, sending them again after a failure."""
+        backoff = Backoff()
+        while True:
+            try:
+                await delivery
+                break
+            except SERVICE_ERRORS as exc:
+                self._service_failed(exc)
+                log.warning(
+                    "Follow-ups not delivered, sending again %s",
+                    kv(records=len(follow_ups), error=type(exc).__name__, retry_in=backoff.delay),
+                )
+                await backoff.wait()
+                delivery = await self._enqueue_again(follow_ups)
+        on_delivered()
+
+    async def _enqueue_again(self, follow_ups: list) -> asyncio.Future:
+        try:
+            return await self.outbox.enqueue(follow_ups)
+        except SERVICE_ERRORS as exc:
+            failed: asyncio.Future = asyncio.get_running_loop().create_future()
+            failed.set_exception(exc)
+            return failed
+
+    async def _hold(self, settling: asyncio.Future) -> None:
+        # Back-pressure: at most MAX_UNSETTLED batches wait for Kafka at once.
+        self.unsettled = [task for task in self.unsettled if not task.done()]
+        self.unsettled.append(settling)
+        while len(self.unsettled) > MAX_UNSETTLED:
+            await self.unsettled.pop(0)
 
     async def _process_one_by_one(
         self, pipeline: ScoringPipeline, records: Sequence[Record]
@@ -181,6 +234,12 @@ class ScoringWorker:
             self.ops.health.note("redis", True)
         if elapsed > SLOW_BATCH_S:
             log.warning("Slow batch %s", kv(records=size, elapsed_s=elapsed))
+
+
+def _delivered() -> asyncio.Future:
+    done: asyncio.Future = asyncio.get_running_loop().create_future()
+    done.set_result(None)
+    return done
 
 
 def _merge(total: BatchReport, report: BatchReport) -> None:
@@ -234,6 +293,14 @@ async def sweep_on_model_change(app: faust.App, worker: ScoringWorker) -> None:
             )
             swept_version = models.version
         await asyncio.sleep(settings.sweep_interval_s)
+
+
+def _acker(events: Sequence[Any]) -> Callable[[], None]:
+    def ack() -> None:
+        for event in events:
+            event.ack()
+
+    return ack
 
 
 def to_record(event: Any) -> Record:
@@ -304,7 +371,13 @@ def create_app(settings: Settings) -> tuple[faust.App, ScoringWorker]:
     @app.agent(evidence, name="score")
     async def score(stream: faust.StreamT) -> None:
         async for events in stream.take_events(settings.batch_size, within=settings.batch_window_s):
-            await worker.process([to_record(event) for event in events])
+            # One more reference per event, so that Faust's own ack after this body
+            # does not make the offsets committable: that waits for the follow-ups.
+            for event in events:
+                event.message.incref()
+            await worker.process(
+                [to_record(event) for event in events], on_delivered=_acker(events)
+            )
 
     @app.task
     async def follow_models() -> None:

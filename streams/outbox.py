@@ -1,4 +1,4 @@
-"""The worker's own Kafka producer: idempotent, ``acks=all``, awaited per batch."""
+"""The worker's own Kafka producer: idempotent, ``acks=all``; each send can be awaited."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ from collections.abc import Sequence
 from aiokafka import AIOKafkaProducer
 
 from streams.config import Settings
+
+# (topic, key, value, headers)
+Message = tuple[str, bytes | None, bytes, list]
 
 
 class KafkaOutbox:
@@ -31,12 +34,15 @@ class KafkaOutbox:
         if self.producer is not None:
             await self.producer.stop()
 
-    async def send_many(self, messages: Sequence[tuple[str, bytes | None, bytes, list]]) -> None:
-        if not messages:
-            return
+    async def send_many(self, messages: Sequence[Message]) -> None:
+        await (await self.enqueue(messages))
+
+    async def enqueue(self, messages: Sequence[Message]) -> asyncio.Future:
+        """Hand the records to the producer, in order; the future completes once Kafka
+        has every one of them (or fails with the first delivery error)."""
         assert self.producer is not None, "start() the outbox first"
         deliveries = [
             await self.producer.send(topic, value, key=key, headers=headers or None)
             for topic, key, value, headers in messages
         ]
-        await asyncio.gather(*deliveries)
+        return asyncio.gather(*deliveries)

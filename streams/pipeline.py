@@ -125,6 +125,18 @@ class ScoringPipeline:
         self.household_topic = settings.topic(topics.HOUSEHOLD_EVIDENCE)
 
     async def process(self, records: Sequence[Record]) -> BatchReport:
+        """Process a batch; returns once Redis has its scores and Kafka its follow-ups."""
+        report, follow_ups = await self.score(records)
+        await self.outbox.send_many(follow_ups)
+        return report
+
+    async def score(self, records: Sequence[Record]) -> tuple[BatchReport, list]:
+        """Steps 1 to 5: the batch's evidence and scores in Redis.
+
+        Returns the report and the records step 6 must send; a worker sends them
+        while it scores the next batch, and lets Kafka commit the batch's offsets
+        only once they are delivered.
+        """
         report = BatchReport()
         dead: list[tuple[Record, InvalidEvent]] = []
 
@@ -135,9 +147,8 @@ class ScoringPipeline:
         writes = self._rescore(evidence, states, report)
         await self.store.write_scores(writes)
 
-        await self.outbox.send_many(self._follow_ups(evidence, states) + self.dead_letters(dead))
         self._count(report, records, dead)
-        return report
+        return report, self._follow_ups(evidence, states) + self.dead_letters(dead)
 
     # 1. decode
 
