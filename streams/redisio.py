@@ -194,36 +194,62 @@ class RedisStore:
         batch = [[event_id, record.decode(), retracts] for _v, event_id, record, retracts in items]
         return await self._apply(keys=keys, args=[orjson.dumps(batch), *SCORES], client=client)
 
-    async def write_scores(self, writes: Sequence[ScoreWrite]) -> None:
-        """Store refreshed scores, their rankings, aggregates, feed and history."""
+    async def write_scores(
+        self, writes: Sequence[ScoreWrite], *, read_at: Sequence[int] | None = None
+    ) -> int:
+        """Store refreshed scores, their rankings, aggregates, feed and history.
+
+        With ``read_at`` (each voter's evidence sequence number when its scores were
+        computed), a voter whose evidence moved on since is left alone: an event
+        re-scored it already. Returns how many voters were written.
+        """
         if not writes:
-            return
+            return 0
         now_ms = int(time.time() * 1000)
         if self.clustered:
+            if read_at is not None:
+                writes = await self._still_current(writes, read_at)
             await self._write_per_command(writes, now_ms)
-        else:
-            await self._write_batch(writes, now_ms)
+            return len(writes)
+        return await self._write_batch(writes, now_ms, read_at)
 
-    async def _write_batch(self, writes: Sequence[ScoreWrite], now_ms: int) -> None:
+    async def _write_batch(
+        self, writes: Sequence[ScoreWrite], now_ms: int, read_at: Sequence[int] | None
+    ) -> int:
         # One script call for the whole batch: a round trip and a parse per batch
-        # instead of a dozen per event, and the batch lands atomically.
+        # instead of a dozen per event, and the batch lands atomically (with the
+        # sequence check, so no event can slip in between check and write).
         keys = [self.keys.scores(name) for name in SCORES] + [self.keys.changes]
         entries = []
-        for write in writes:
+        for n, write in enumerate(writes):
             keys += [
                 self.keys.voter(write.voter_id),
                 self.keys.history(write.voter_id),
                 self.keys.precinct(write.precinct),
                 self.keys.precinct_members(write.precinct),
             ]
-            entries.append(_write_entry(write, now_ms))
+            entry = _write_entry(write, now_ms)
+            if read_at is not None:
+                entry["read_at"] = read_at[n]
+            entries.append(entry)
         batch = {
             "scores": list(SCORES),
             "maxlen": self.feed_maxlen,
             "history_length": HISTORY_LENGTH,
             "writes": entries,
         }
-        await self._write(keys=keys, args=[orjson.dumps(batch)])
+        return int(await self._write(keys=keys, args=[orjson.dumps(batch)]))
+
+    async def _still_current(
+        self, writes: Sequence[ScoreWrite], read_at: Sequence[int]
+    ) -> list[ScoreWrite]:
+        # Redis Cluster: check first, then write (the caller holds the worker's lock,
+        # so no batch of events runs in between).
+        pipe = self.pipeline()
+        for write in writes:
+            pipe.hget(self.keys.voter(write.voter_id), "seq")
+        current = await pipe.execute()
+        return [w for w, seq, seen in zip(writes, current, read_at) if int(seq or -1) == seen]
 
     async def _write_per_command(self, writes: Sequence[ScoreWrite], now_ms: int) -> None:
         # Redis Cluster: the voter's keys, each ranking, each precinct and the feed

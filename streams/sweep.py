@@ -105,18 +105,30 @@ class Sweeper:
     ) -> SweepReport:
         report = SweepReport(model_version=models.version)
         started = last_log = time.perf_counter()
-        async for chunk in self._read_ahead(report):
-            working = time.perf_counter()
-            await self._rescore(chunk, models, report)
-            worked = time.perf_counter() - working
-            report.elapsed_s = time.perf_counter() - started
-            await self._publish_progress(report)
-            if progress is not None:
-                progress(report)
-            if report.elapsed_s - last_log > PROGRESS_LOG_S:
-                last_log = report.elapsed_s
-                log.info("Sweep progress %s", _fields(report))
-            await self._pace(report, worked)
+        writing: asyncio.Future | None = None
+        try:
+            async for chunk in self._read_ahead(report):
+                working = time.perf_counter()
+                writes = self._rescore(chunk, models, report)
+                # A chunk is written while the next one is scored, one chunk in flight.
+                if writing is not None:
+                    await writing
+                writing = asyncio.ensure_future(self._write_slices(writes, report))
+                worked = time.perf_counter() - working
+                report.elapsed_s = time.perf_counter() - started
+                await self._publish_progress(report)
+                if progress is not None:
+                    progress(report)
+                if report.elapsed_s - last_log > PROGRESS_LOG_S:
+                    last_log = report.elapsed_s
+                    log.info("Sweep progress %s", _fields(report))
+                await self._pace(report, worked)
+            if writing is not None:
+                await writing
+        finally:
+            if writing is not None and not writing.done():
+                writing.cancel()
+        report.elapsed_s = time.perf_counter() - started
         log.info("Sweep finished %s", _fields(report))
         return report
 
@@ -155,32 +167,37 @@ class Sweeper:
         report.seen += len(voter_ids)
         return voter_ids
 
-    async def _rescore(self, chunk: Chunk, models: PopulationModels, report: SweepReport) -> None:
+    def _rescore(
+        self, chunk: Chunk, models: PopulationModels, report: SweepReport
+    ) -> list[tuple[ScoreWrite, int]]:
+        """The writes for the chunk's voters whose scores changed."""
         if not chunk.voter_ids:
-            return
+            return []
 
         scores = score_chunk(models, chunk)
         report.rescored += len(chunk.voter_ids)
         changed = _changed_rows(chunk, scores)
         if not len(changed):
-            return
+            return []
+        return _score_writes(chunk, scores, changed, models.version)
 
-        writes = _score_writes(chunk, scores, changed, models.version)
-        for start in range(0, len(writes), WRITE_SLICE):
-            await self._write_fresh(writes[start : start + WRITE_SLICE], report)
-
-    async def _write_fresh(self, writes: list[tuple[ScoreWrite, int]], report: SweepReport) -> None:
+    async def _write_slices(
+        self, writes: list[tuple[ScoreWrite, int]], report: SweepReport
+    ) -> None:
         """Write the voters no event re-scored since the read (they are current already).
 
         Only this takes the worker's lock, a slice at a time, so that a batch of events
-        waits for at most one slice's write, never for a whole chunk.
+        waits for at most one slice's write, never for a whole chunk. Redis checks each
+        voter's evidence sequence number in the same step as the write.
         """
-        async with self.lock or nullcontext():
-            current = await self._sequences([write.voter_id for write, _seq in writes])
-            fresh = [w for (w, seen), seq in zip(writes, current.tolist()) if seq == seen]
-            await self.store.write_scores(fresh)
-        report.skipped += len(writes) - len(fresh)
-        report.changed += len(fresh)
+        for start in range(0, len(writes), WRITE_SLICE):
+            piece = writes[start : start + WRITE_SLICE]
+            async with self.lock or nullcontext():
+                written = await self.store.write_scores(
+                    [write for write, _seq in piece], read_at=[seq for _write, seq in piece]
+                )
+            report.skipped += len(piece) - written
+            report.changed += written
 
     async def read_chunk(self, voter_ids: Sequence[str]) -> Chunk:
         """The attributes and evidence state of these voters (those still in the file)."""
@@ -203,10 +220,6 @@ class Sweeper:
             attrs=[orjson.loads(attrs_json[i]) for i in known],
             state=state,
         )
-
-    async def _sequences(self, voter_ids: Sequence[str]) -> np.ndarray:
-        flat = await self._read_many(voter_ids, with_attrs=False, fields=["seq"])
-        return np.array([-1 if v is None else int(v) for v in flat], dtype=np.int64)
 
     async def _read_many(
         self, voter_ids: Sequence[str], *, with_attrs: bool, fields: list[str] = STATE_FIELDS
