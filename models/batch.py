@@ -18,6 +18,7 @@ bit of a log-odds); ``bench/throughput.py`` counts any score that differs.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -200,10 +201,35 @@ def _add_vendor_scores(features: dict[str, np.ndarray], rows: Rows) -> None:
 def _add_commercial(features: dict[str, np.ndarray], rows: Rows) -> None:
     columns = set().union(*rows)  # rows of one file share their columns: cheap
     names = sorted(name for name in columns if name.startswith(COMMERCIAL_PREFIX))
-    for name in names:
-        numbers = _numbers(rows, name)
-        clipped = np.clip(numbers, -_COMMERCIAL_CLIP, _COMMERCIAL_CLIP)
-        features[name] = np.where(np.isnan(numbers), 0.0, clipped)
+    if not names:
+        return
+    numbers = _number_block(rows, names)
+    clipped = np.where(
+        np.isnan(numbers), 0.0, np.clip(numbers, -_COMMERCIAL_CLIP, _COMMERCIAL_CLIP)
+    )
+    for k, name in enumerate(names):
+        features[name] = clipped[:, k]
+
+
+def _number_block(rows: Rows, names: list[str]) -> np.ndarray:
+    """Hundreds of numeric columns at once: one row of floats per voter, NaN where missing."""
+    take = operator.itemgetter(*names)  # one C call per voter instead of one per cell
+    try:
+        cells = [take(row) for row in rows]
+    except KeyError:  # a row without some column: the careful way
+        cells = [[row.get(name) for name in names] for row in rows]
+    try:
+        block = np.array(cells, dtype=float)
+    except (TypeError, ValueError):  # text that is not a number
+        block = np.array(
+            [[np.nan if (n := _number(v)) is None else n for v in _cells(c)] for c in cells]
+        )
+    return block.reshape(len(rows), len(names))
+
+
+def _cells(cells: Any) -> tuple:
+    # itemgetter of one name gives the value itself, of several a tuple.
+    return cells if isinstance(cells, (tuple, list)) else (cells,)
 
 
 def _add_interactions(features: dict[str, np.ndarray], rows: Rows) -> None:
