@@ -4,7 +4,8 @@ Every figure prints as ``name: value unit``. Each is set beside the raw limit th
 it, measured in the same run, so the overhead shows as a ratio:
 
 - raw limits: River learn and predict alone (the population models), Redis pipelined
-  score writes alone, Kafka produce and consume alone (aiokafka, as the worker uses);
+  score writes alone, Kafka produce and consume alone (aiokafka, as the worker uses),
+  Faust alone (an agent that does nothing with its batches);
 - the scoring pipeline in-process (decode, evidence script, scores, writes; no Kafka);
 - sustained events per second of one worker, then of two workers, draining a backlog;
 - event-to-Redis latency at fixed offered rates (500, 2000, 5000 events/s), from the
@@ -24,7 +25,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -207,6 +210,23 @@ async def kafka_consume_limit(settings: Settings, expected: int) -> float:
     return rate
 
 
+def faust_limit(settings: Settings, expected: int) -> float:
+    """Faust alone: batches of the event topics handed to an agent that does nothing."""
+    names = [settings.topic(topic) for topic in EVENT_TOPICS]
+    script = Path(__file__).with_name("faust_limit.py")
+    done = subprocess.run(
+        [sys.executable, str(script), *names, "--expected", str(expected)],
+        env={**os.environ, **settings.to_env()},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    rates = [line.split()[1] for line in done.stdout.splitlines() if line.startswith("rate:")]
+    if not rates:
+        raise RuntimeError(f"the Faust limit run printed no rate: {done.stderr[-2000:]}")
+    return float(rates[0])
+
+
 # --- the pipeline in-process ------------------------------------------------------------
 
 
@@ -289,7 +309,8 @@ def drain_rate(settings: Settings, workers: Workers, records: list, already: int
         timeout=120,
         interval=0.02,
     )
-    wait_until(lambda: workers.processed(settings) >= target, timeout=1_200, interval=0.05)
+    # Polled gently: every poll is a metrics page the worker renders.
+    wait_until(lambda: workers.processed(settings) >= target, timeout=1_200, interval=0.25)
     done = time.perf_counter()
     publisher.join()
     return len(records) / (done - first)
@@ -509,6 +530,8 @@ def raw_limits(settings: Settings, rows: list[dict], records: list) -> None:
     figure("raw.kafka_produce", produced, "records/s", "kafka-python, acks=all")
     consumed = asyncio.run(kafka_consume_limit(settings, len(records)))
     figure("raw.kafka_consume", consumed, "records/s", "aiokafka, no processing")
+    handed = faust_limit(settings, len(records))
+    figure("raw.faust_take_events", handed, "events/s", "one Faust agent doing nothing")
     in_process = asyncio.run(pipeline_rate(settings, records[:50_000]))
     figure("pipeline.in_process", in_process, "events/s", "real Redis, no Kafka, no learner")
 
