@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -221,7 +222,8 @@ def faust_limit(settings: Settings, expected: int) -> float:
         text=True,
         timeout=600,
     )
-    rates = [line.split()[1] for line in done.stdout.splitlines() if line.startswith("rate:")]
+    # Faust's worker redirects stdout into its log, so the line may be on either.
+    rates = re.findall(r"rate: (\d+)", done.stdout + done.stderr)
     if not rates:
         raise RuntimeError(f"the Faust limit run printed no rate: {done.stderr[-2000:]}")
     return float(rates[0])
@@ -343,6 +345,14 @@ def latencies_ms(client: redis.Redis, keys: Keys, tag: str, since: str) -> list[
     return list(first.values())
 
 
+def feed_position(client: redis.Redis, keys: Keys) -> str:
+    """The id of the change feed's newest entry; the start when there is no feed yet."""
+    try:
+        return client.xinfo_stream(keys.changes)["last-generated-id"]
+    except redis.ResponseError:
+        return "0-0"
+
+
 def latency_at_rates(settings: Settings, voters: Any, plan: Plan, folder: Path) -> None:
     group = phase(settings, "latency")
     workers = Workers(group, folder, 1)
@@ -354,7 +364,7 @@ def latency_at_rates(settings: Settings, voters: Any, plan: Plan, folder: Path) 
         for rate in plan.rates:
             tag = f"lat{rate}"
             records = event_records(voters, int(rate * plan.latency_seconds), seed=rate, tag=tag)
-            since = client.xinfo_stream(keys.changes)["last-generated-id"]
+            since = feed_position(client, keys)
             achieved = publish_at(group, records, rate)
             processed += len(records)
             wait_until(lambda p=processed: workers.processed(group) >= p, timeout=600)
