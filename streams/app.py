@@ -6,8 +6,10 @@ it run the model follower (newest population models), the learner (on whichever
 worker owns the ``labels`` partition) and the ops web server.
 
 A batch that fails because Redis or Kafka is unreachable is retried with backoff
-until it succeeds: the agent stops consuming meanwhile (back-pressure), and the
-batch's offsets are committed only after it went through, so nothing is lost.
+until it succeeds: the agent stops consuming meanwhile (back-pressure). A batch's
+offsets become committable only once its scores are in Redis and Kafka holds its
+follow-up records; the next batch is scored while those acknowledgements travel.
+So nothing is lost.
 """
 
 from __future__ import annotations
