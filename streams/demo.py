@@ -155,8 +155,18 @@ def _knock(
     latency = time.perf_counter() - sent
     moves = "  ".join(f"{n} {before.get(n, '?')}->{after[n]}" for n in SCORES)
     label = f"support_id {answer['support_id']}, will_vote {answer.get('will_vote')}"
-    print(f"  {voter_id}  canvass ({label}):  {moves}   [{latency * 1000:.0f} ms to Redis]")
+    print(
+        f"  {voter_id}  canvass ({label}):  {moves}{_model_moved(before, after)}"
+        f"   [{latency * 1000:.0f} ms to Redis]"
+    )
     return latency
+
+
+def _model_moved(before: dict, after: dict) -> str:
+    # Between two knocks the population models may have moved on too, and then a
+    # score moves for both reasons: say so, or a supporter's falling score puzzles.
+    old, new = before.get("model_version"), after.get("model_version")
+    return f"  (and models v{old}->v{new})" if old and old != new else ""
 
 
 def _wait_scored(client, key: str, event_id: str, timeout: float) -> dict | None:
