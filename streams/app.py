@@ -141,12 +141,7 @@ class ScoringWorker:
                 delivery = await self.outbox.enqueue(follow_ups)
                 break
             except SERVICE_ERRORS as exc:
-                self._service_failed(exc)
-                log.warning(
-                    "Batch failed, retrying %s",
-                    kv(records=len(records), error=type(exc).__name__, retry_in=backoff.delay),
-                )
-                await backoff.wait()
+                await self._back_off(exc, backoff, "Batch failed, retrying", len(records))
             except Exception:
                 log.exception(
                     "Batch failed on a bug; isolating records %s", kv(records=len(records))
@@ -165,7 +160,7 @@ class ScoringWorker:
         return report
 
     async def _settle(
-        self, follow_ups: list, delivery: asyncio.Future, on_delivered: Callable[[], None]
+        self, follow_ups: list, delivery: Awaitable[None], on_delivered: Callable[[], None]
     ) -> None:
         """Wait until Kafka has every follow-up, sending them again after a failure."""
         backoff = Backoff()
@@ -174,22 +169,22 @@ class ScoringWorker:
                 await delivery
                 break
             except SERVICE_ERRORS as exc:
-                self._service_failed(exc)
-                log.warning(
-                    "Follow-ups not delivered, sending again %s",
-                    kv(records=len(follow_ups), error=type(exc).__name__, retry_in=backoff.delay),
-                )
-                await backoff.wait()
-                delivery = await self._enqueue_again(follow_ups)
+                message = "Follow-ups not delivered, sending again"
+                await self._back_off(exc, backoff, message, len(follow_ups))
+                delivery = self.outbox.send_many(follow_ups)  # hand over and wait, again
         on_delivered()
 
-    async def _enqueue_again(self, follow_ups: list) -> asyncio.Future:
-        try:
-            return await self.outbox.enqueue(follow_ups)
-        except SERVICE_ERRORS as exc:
-            failed: asyncio.Future = asyncio.get_running_loop().create_future()
-            failed.set_exception(exc)
-            return failed
+    async def _back_off(
+        self, exc: BaseException, backoff: Backoff, message: str, records: int
+    ) -> None:
+        """A service failed: count it, say so, and wait before the next try."""
+        self._service_failed(exc)
+        log.warning(
+            "%s %s",
+            message,
+            kv(records=records, error=type(exc).__name__, retry_in=backoff.delay),
+        )
+        await backoff.wait()
 
     async def _hold(self, settling: asyncio.Future) -> None:
         # Back-pressure: at most MAX_UNSETTLED batches wait for Kafka at once.

@@ -28,6 +28,9 @@ class FlakyOutbox:
             delivery.set_result(None)
         return delivery
 
+    async def send_many(self, messages: list) -> None:
+        await (await self.enqueue(messages))
+
 
 def test_follow_ups_are_sent_again_until_delivered_and_only_then_acked(monkeypatch):
     monkeypatch.setattr(app.Backoff, "wait", lambda self: asyncio.sleep(0))
