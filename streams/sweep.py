@@ -138,12 +138,14 @@ class Sweeper:
     async def _chunks(self) -> AsyncIterator[list[str]]:
         keys = self.store.keys
         batch: list[str] = []
+        size = self.chunk * self._scale()  # decided once per chunk, not once per key
         count = self.chunk * IDLE_SCALE
         async for key in self.store.client.scan_iter(match=keys.voter_pattern(), count=count):
             batch.append(keys.voter_from_attrs_key(key))
-            if len(batch) >= self.chunk * self._scale():
+            if len(batch) >= size:
                 yield batch
                 batch = []
+                size = self.chunk * self._scale()
         if batch:
             yield batch
 
