@@ -21,7 +21,7 @@ import faust
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from streams.app import OpsWorker, QuietMonitor  # noqa: E402
+from streams.app import OpsWorker, faust_app, raw_topic  # noqa: E402
 from streams.config import Settings  # noqa: E402
 
 
@@ -32,20 +32,8 @@ def main() -> int:
     args = parser.parse_args()
     settings = Settings.from_env()
 
-    app = faust.App(
-        f"{settings.app_id}-faust-limit",
-        broker=f"kafka://{settings.kafka_bootstrap}",
-        store="memory://",
-        web_enabled=False,
-        datadir=str(settings.data_dir / "faust-limit"),
-        consumer_auto_offset_reset="earliest",
-        broker_commit_interval=1.0,
-        autodiscover=False,
-        Monitor=QuietMonitor,
-    )
-    source = app.topic(
-        *args.topics, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
-    )
+    app = faust_app(settings, f"{settings.app_id}-faust-limit")
+    source = raw_topic(app, args.topics)
     seen = {"events": 0, "timed": 0, "first": 0.0}
 
     @app.agent(source)

@@ -342,28 +342,38 @@ class OpsWorker(faust.Worker):
         quiet_library_handlers(logger)
 
 
-def create_app(settings: Settings) -> tuple[faust.App, ScoringWorker]:
-    """Build the Faust app and the worker state its agents use."""
-    app = faust.App(
-        settings.app_id,
+def faust_app(settings: Settings, app_id: str) -> faust.App:
+    """A Faust app with the worker's broker, consumer and monitor settings."""
+    return faust.App(
+        app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
         store="memory://",
         topic_partitions=settings.partitions,
         topic_replication_factor=1,
         web_enabled=False,
-        datadir=str(settings.data_dir / settings.app_id),
+        datadir=str(settings.data_dir / app_id),
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         broker_commit_interval=1.0,
         autodiscover=False,
         Monitor=QuietMonitor,
     )
+
+
+def raw_topic(app: faust.App, names: Sequence[str]) -> Any:
+    """Topics read as they are: keys and values stay bytes, decoded by votescore."""
+    return app.topic(
+        *names, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+    )
+
+
+def create_app(settings: Settings) -> tuple[faust.App, ScoringWorker]:
+    """Build the Faust app and the worker state its agents use."""
+    app = faust_app(settings, settings.app_id)
     worker = ScoringWorker(settings)
     names = [settings.topic(t) for t in topics.EVENT_TOPICS]
     names.append(settings.topic(topics.HOUSEHOLD_EVIDENCE))
-    evidence = app.topic(
-        *names, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
-    )
+    evidence = raw_topic(app, names)
 
     @app.agent(evidence, name="score")
     async def score(stream: faust.StreamT) -> None:
