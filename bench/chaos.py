@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import os
 import random
 import shutil
@@ -146,9 +147,8 @@ class PrivateKafka:
                 ]
             )
         )
-        cluster_id = __import__("base64").urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         subprocess.run(
-            [*self._java(), "kafka.tools.StorageTool", "format", "-t", cluster_id]
+            [*self._java(), "kafka.tools.StorageTool", "format", "-t", new_cluster_id()]
             + ["-c", str(self.config)],
             check=True,
             capture_output=True,
@@ -166,6 +166,19 @@ class PrivateKafka:
             return False
         finally:
             admin.close()
+
+
+def new_cluster_id() -> str:
+    """A random KRaft cluster id, as Kafka's own ``random-uuid`` would make it.
+
+    The id is 16 random bytes in URL-safe base64, which may begin with ``-``; the
+    storage tool would read such an id as an option and refuse to format, so, like
+    Kafka, draw again until it does not.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 class PrivateRedis:
