@@ -447,6 +447,8 @@ def weigh_keys(client: redis.Redis, keys: Keys, voters: int) -> None:
     for name in SCORES:
         per_entry = (client.memory_usage(keys.scores(name), samples=0) or 0) / voters
         figure(f"redis.bytes.ranking_{name}", per_entry, "bytes/voter")
+    per_entry = (client.memory_usage(keys.voters, samples=0) or 0) / voters
+    figure("redis.bytes.voter_index", per_entry, "bytes/voter", "the sweep's walk in id order")
 
 
 def evidence_weight(settings: Settings, voters: Any) -> None:

@@ -36,6 +36,7 @@ class Keys:
     def __init__(self, namespace: str = ""):
         self.ns = namespace
         self.precincts = f"{namespace}precincts"
+        self.voters = f"{namespace}voters"
         self.changes = f"{namespace}changes"
         self.model = f"{namespace}model"
         self.sweep = f"{namespace}sweep"
@@ -61,12 +62,6 @@ class Keys:
 
     def precinct_members(self, precinct: str) -> str:
         return f"{self.ns}precinct-members:{{{precinct}}}"
-
-    def voter_pattern(self) -> str:
-        return f"{self.ns}attrs:{{*}}"
-
-    def voter_from_attrs_key(self, key: str) -> str:
-        return key[len(self.ns) + len("attrs:{") : -1]
 
 
 class VoterStates:
@@ -118,6 +113,64 @@ class ScoreWrite:
     changed: list[str] = field(default_factory=list)
 
 
+@dataclass
+class SweptScores:
+    """The sweep's new scores for a slice of voters, as arrays: one row per voter."""
+
+    voter_ids: list[str]
+    precincts: list[str]
+    read_at: list[int]  # each voter's evidence sequence number when the sweep read it
+    numbers: np.ndarray  # per score: value, low, high, evidence count (integers)
+    probability: np.ndarray  # per score
+    previous: np.ndarray  # per score: the value the sweep read, -1 for none
+    model_version: int
+
+    def __len__(self) -> int:
+        return len(self.voter_ids)
+
+    @property
+    def cause(self) -> str:
+        return f"model:v{self.model_version}"
+
+    def slice(self, start: int, stop: int) -> SweptScores:
+        return SweptScores(
+            self.voter_ids[start:stop],
+            self.precincts[start:stop],
+            self.read_at[start:stop],
+            self.numbers[start:stop],
+            self.probability[start:stop],
+            self.previous[start:stop],
+            self.model_version,
+        )
+
+    def score_writes(self, now_ms: int) -> list[ScoreWrite]:
+        """The same scores as one :class:`ScoreWrite` per voter (the Redis Cluster path)."""
+        numbers, probability, previous = (
+            self.numbers.tolist(),
+            self.probability.tolist(),
+            self.previous.tolist(),
+        )
+        writes = []
+        for i, voter_id in enumerate(self.voter_ids):
+            scores = {
+                name: Score(probability[i][j], *numbers[i][4 * j : 4 * j + 4])
+                for j, name in enumerate(SCORES)
+            }
+            writes.append(
+                ScoreWrite(
+                    voter_id=voter_id,
+                    precinct=self.precincts[i],
+                    scores=scores,
+                    previous={n: (v if v >= 0 else None) for n, v in zip(SCORES, previous[i])},
+                    cause=self.cause,
+                    model_version=self.model_version,
+                    event_ts_ms=now_ms,
+                    record_history=False,
+                )
+            )
+        return writes
+
+
 def _script(*names: str) -> str:
     """Lua source, libraries first: Redis has no includes, so scripts are joined."""
     folder = resources.files("streams.lua")
@@ -145,6 +198,7 @@ class RedisStore:
         self._apply = client.register_script(_script("evidence.lua", "apply_batch.lua"))
         self._write = client.register_script(_script("aggregates.lua", "write_batch.lua"))
         self._fold = client.register_script(_script("aggregates.lua", "fold_precinct.lua"))
+        self._write_swept = client.register_script(_script("aggregates.lua", "sweep_write.lua"))
 
     @classmethod
     async def open(cls, settings: Settings) -> RedisStore:
@@ -194,51 +248,74 @@ class RedisStore:
         batch = [[event_id, record.decode(), retracts] for _v, event_id, record, retracts in items]
         return await self._apply(keys=keys, args=[orjson.dumps(batch), *SCORES], client=client)
 
-    async def write_scores(
-        self, writes: Sequence[ScoreWrite], *, read_at: Sequence[int] | None = None
-    ) -> int:
-        """Store refreshed scores, their rankings, aggregates, feed and history.
-
-        With ``read_at`` (each voter's evidence sequence number when its scores were
-        computed), a voter whose evidence moved on since is left alone: an event
-        re-scored it already. Returns how many voters were written.
-        """
+    async def write_scores(self, writes: Sequence[ScoreWrite]) -> None:
+        """Store refreshed scores, their rankings, aggregates, feed and history."""
         if not writes:
-            return 0
+            return
         now_ms = int(time.time() * 1000)
         if self.clustered:
-            if read_at is not None:
-                writes = await self._still_current(writes, read_at)
             await self._write_per_command(writes, now_ms)
-            return len(writes)
-        return await self._write_batch(writes, now_ms, read_at)
+            return
+        await self._write_batch(writes, now_ms)
 
-    async def _write_batch(
-        self, writes: Sequence[ScoreWrite], now_ms: int, read_at: Sequence[int] | None
-    ) -> int:
+    async def _write_batch(self, writes: Sequence[ScoreWrite], now_ms: int) -> None:
         # One script call for the whole batch: a round trip and a parse per batch
-        # instead of a dozen per event, and the batch lands atomically (with the
-        # sequence check, so no event can slip in between check and write).
+        # instead of a dozen per event, and the batch lands atomically.
         keys = [self.keys.scores(name) for name in SCORES] + [self.keys.changes]
-        entries = []
-        for n, write in enumerate(writes):
+        for write in writes:
             keys += [
                 self.keys.voter(write.voter_id),
                 self.keys.history(write.voter_id),
                 self.keys.precinct(write.precinct),
                 self.keys.precinct_members(write.precinct),
             ]
-            entry = _write_entry(write, now_ms)
-            if read_at is not None:
-                entry["read_at"] = read_at[n]
-            entries.append(entry)
         batch = {
             "scores": list(SCORES),
             "maxlen": self.feed_maxlen,
             "history_length": HISTORY_LENGTH,
-            "writes": entries,
+            "writes": [_write_entry(write, now_ms) for write in writes],
         }
-        return int(await self._write(keys=keys, args=[orjson.dumps(batch)]))
+        await self._write(keys=keys, args=[orjson.dumps(batch)])
+
+    async def write_swept(self, swept: SweptScores) -> int:
+        """Store the sweep's re-scored voters; returns how many were written.
+
+        A voter whose evidence moved on since the sweep read it is left alone: an event
+        re-scored it already. The sweep changes no evidence, so it adds nothing to the
+        change feed or the voter's history.
+        """
+        if not len(swept):
+            return 0
+        now_ms = int(time.time() * 1000)
+        if self.clustered:
+            writes = await self._still_current(swept.score_writes(now_ms), swept.read_at)
+            await self._write_per_command(writes, now_ms)
+            return len(writes)
+
+        # Arrays, not one entry per voter: the slice is hundreds of voters, and the
+        # script fills one reused field list from them.
+        precincts: dict[str, int] = {}
+        at = [precincts.setdefault(p, len(precincts) + 1) for p in swept.precincts]
+        keys = [self.keys.scores(name) for name in SCORES]
+        for precinct in precincts:
+            keys += [self.keys.precinct(precinct), self.keys.precinct_members(precinct)]
+        keys += [self.keys.voter(voter_id) for voter_id in swept.voter_ids]
+        head = {
+            "scores": list(SCORES),
+            "precincts": list(precincts),
+            "cause": swept.cause,
+            "version": swept.model_version,
+            "now": now_ms,
+        }
+        body = {
+            "voters": swept.voter_ids,
+            "precinct": at,
+            "read_at": swept.read_at,
+            "numbers": swept.numbers.ravel(),
+            "previous": swept.previous.ravel(),
+        }
+        args = [orjson.dumps(head), orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)]
+        return int(await self._write_swept(keys=keys, args=args))
 
     async def _still_current(
         self, writes: Sequence[ScoreWrite], read_at: Sequence[int]
@@ -292,16 +369,26 @@ class RedisStore:
         pipe = self.pipeline()
         count = 0
         precincts: set[str] = set()
+        indexed: dict[str, int] = {}
         for row in rows:
-            pipe.set(self.keys.attrs(str(row["voter_id"])), orjson.dumps(row))
+            voter_id = str(row["voter_id"])
+            pipe.set(self.keys.attrs(voter_id), orjson.dumps(row))
             precincts.add(str(row.get("precinct") or "unknown"))
+            indexed[voter_id] = 0
             count += 1
             if count % 5_000 == 0:
-                await pipe.execute()
+                await self._flush_load(pipe, indexed)
         if precincts:
             pipe.sadd(self.keys.precincts, *precincts)
-        await pipe.execute()
+        await self._flush_load(pipe, indexed)
         return count
+
+    async def _flush_load(self, pipe: Any, indexed: dict[str, int]) -> None:
+        # The index the sweep walks in voter-id order (every member scores 0).
+        if indexed:
+            pipe.zadd(self.keys.voters, indexed)
+            indexed.clear()
+        await pipe.execute()
 
     async def voter(self, voter_id: str) -> dict[str, str]:
         return await self.client.hgetall(self.keys.voter(voter_id))

@@ -1,4 +1,4 @@
--- Library: folding voters' scores into their precinct's aggregates, idempotently.
+-- Library: folding voters' scores into their precinct's aggregates, and their rankings.
 --
 -- precinct:{P} holds s:count, s:sum and s:h0 .. s:h9 per score; precinct-members:{P}
 -- holds, per voter, the scores last folded in. The update is a function of state
@@ -27,26 +27,41 @@ local function add_delta(deltas, key, field, amount)
   fields[field] = (fields[field] or 0) + amount
 end
 
-local function fold_precinct(deltas, aggregate_key, members_key, voter, now, scores)
+-- The aggregate field names of each score, made once per script call rather than
+-- concatenated for every voter: fields[i].sum, .count and .h[0..9].
+local function aggregate_fields(scores)
+  local fields = {}
+  for i, s in ipairs(scores) do
+    local h = {}
+    for b = 0, 9 do
+      h[b] = s .. ':h' .. b
+    end
+    fields[i] = {sum = s .. ':sum', count = s .. ':count', h = h}
+  end
+  return fields
+end
+
+-- now: the voter's scores as stored ("v1,v2,..."), new_values: the same as numbers.
+local function fold_precinct(deltas, fields, aggregate_key, members_key, voter, now, new_values)
   local before = redis.call('HGET', members_key, voter)
   if before == now then
     return 0
   end
   local old_values = before and split_numbers(before) or nil
-  local new_values = split_numbers(now)
-  for i, s in ipairs(scores) do
+  for i, names in ipairs(fields) do
     local new = new_values[i]
     if old_values then
       local old = old_values[i]
-      add_delta(deltas, aggregate_key, s .. ':sum', new - old)
-      if bucket(old) ~= bucket(new) then
-        add_delta(deltas, aggregate_key, s .. ':h' .. bucket(old), -1)
-        add_delta(deltas, aggregate_key, s .. ':h' .. bucket(new), 1)
+      add_delta(deltas, aggregate_key, names.sum, new - old)
+      local was, is = bucket(old), bucket(new)
+      if was ~= is then
+        add_delta(deltas, aggregate_key, names.h[was], -1)
+        add_delta(deltas, aggregate_key, names.h[is], 1)
       end
     else
-      add_delta(deltas, aggregate_key, s .. ':count', 1)
-      add_delta(deltas, aggregate_key, s .. ':sum', new)
-      add_delta(deltas, aggregate_key, s .. ':h' .. bucket(new), 1)
+      add_delta(deltas, aggregate_key, names.count, 1)
+      add_delta(deltas, aggregate_key, names.sum, new)
+      add_delta(deltas, aggregate_key, names.h[bucket(new)], 1)
     end
   end
   redis.call('HSET', members_key, voter, now)
@@ -60,6 +75,27 @@ local function apply_deltas(deltas)
       if amount ~= 0 then
         redis.call('HINCRBY', key, field, amount)
       end
+    end
+  end
+end
+
+-- Rankings: rankings[j] gathers flat (score, voter) pairs for the sorted set KEYS[j],
+-- written with as few ZADD calls as Lua's unpack allows (it stops near 8000 values).
+local RANKING_PAIRS = 1000
+
+local function new_rankings(n)
+  local rankings = {}
+  for j = 1, n do
+    rankings[j] = {}
+  end
+  return rankings
+end
+
+local function write_rankings(rankings)
+  for j, pairs_ in ipairs(rankings) do
+    for start = 1, #pairs_, 2 * RANKING_PAIRS do
+      local stop = math.min(#pairs_, start + 2 * RANKING_PAIRS - 1)
+      redis.call('ZADD', KEYS[j], unpack(pairs_, start, stop))
     end
   end
 end

@@ -8,6 +8,7 @@ for i = 3, #ARGV do
   scores[#scores + 1] = ARGV[i]
 end
 local deltas = {}
-local folded = fold_precinct(deltas, KEYS[1], KEYS[2], ARGV[1], ARGV[2], scores)
+local fields = aggregate_fields(scores)
+local folded = fold_precinct(deltas, fields, KEYS[1], KEYS[2], ARGV[1], ARGV[2], split_numbers(ARGV[2]))
 apply_deltas(deltas)
 return folded

@@ -5,58 +5,35 @@
 -- ARGV[1] JSON {"scores": [...], "maxlen": n, "history_length": n, "writes": [
 --   {"voter", "fields": [k, v, ...], "values": "v1,...", "feed": [[score, old, new], ...],
 --    "cause", "ts", "event_ts", "history": JSON text or null}]}
--- A write may carry "read_at": see write_one below.
 -- The voter hash, rankings and aggregates are set from state, so a repeated batch
 -- leaves them as they are; the feed and history only grow for real changes.
 -- Rankings and aggregates are written once per batch (a voter written twice keeps
 -- its last scores: ZADD takes its pairs in order), rankings only for moved scores.
 
-local RANKING_PAIRS = 1000  -- per ZADD call: Lua's unpack stops near 8000 values
-
 local batch = cjson.decode(ARGV[1])
 local scores = batch.scores
 local nscores = #scores
 local changes_key = KEYS[nscores + 1]
-local rankings, deltas = {}, {}
-for j = 1, nscores do
-  rankings[j] = {}
-end
+local rankings, deltas = new_rankings(nscores), {}
+local fields = aggregate_fields(scores)
 
-local function write_rankings()
-  for j = 1, nscores do
-    local pairs_ = rankings[j]
-    for start = 1, #pairs_, 2 * RANKING_PAIRS do
-      local stop = math.min(#pairs_, start + 2 * RANKING_PAIRS - 1)
-      redis.call('ZADD', KEYS[j], unpack(pairs_, start, stop))
-    end
-  end
-end
-
-local state_fields = {'seq', unpack(scores)}
-
--- Returns 1 when written, 0 when left alone.
 local function write_one(i, write)
   local base = nscores + 1 + 4 * (i - 1)
   local voter_key, history_key = KEYS[base + 1], KEYS[base + 2]
-  local stored = redis.call('HMGET', voter_key, unpack(state_fields))
-  -- A write with read_at (the voter's evidence sequence number when the sweep read
-  -- it) is dropped when an event has moved the voter on since: it is current already.
-  if write.read_at ~= nil and tonumber(stored[1] or -1) ~= write.read_at then
-    return 0
-  end
+  local stored = redis.call('HMGET', voter_key, unpack(scores))
   redis.call('HSET', voter_key, unpack(write.fields))
 
   local values = split_numbers(write.values)
   for j = 1, nscores do
     -- The ranking is written in the same step as the voter hash, so it holds what
     -- the hash holds: only a score whose value moves needs its ranking touched.
-    if tonumber(stored[j + 1]) ~= values[j] then
+    if tonumber(stored[j]) ~= values[j] then
       local ranking = rankings[j]
       ranking[#ranking + 1] = values[j]
       ranking[#ranking + 1] = write.voter
     end
   end
-  fold_precinct(deltas, KEYS[base + 3], KEYS[base + 4], write.voter, write.values, scores)
+  fold_precinct(deltas, fields, KEYS[base + 3], KEYS[base + 4], write.voter, write.values, values)
 
   for _, change in ipairs(write.feed) do
     redis.call('XADD', changes_key, 'MAXLEN', '~', batch.maxlen, '*',
@@ -67,14 +44,12 @@ local function write_one(i, write)
     redis.call('LPUSH', history_key, write.history)
     redis.call('LTRIM', history_key, 0, batch.history_length - 1)
   end
-  return 1
 end
 
-local written = 0
 for i, write in ipairs(batch.writes) do
-  written = written + write_one(i, write)
+  write_one(i, write)
 end
 
-write_rankings()
+write_rankings(rankings)
 apply_deltas(deltas)
-return written
+return #batch.writes

@@ -11,7 +11,6 @@ import asyncio
 import random
 import re
 import threading
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -35,12 +34,13 @@ from bench.chaos import (
     rescore,
     wait_caught_up,
 )
-from models.population import SCORES, labels_from_event
+from models.population import labels_from_event
 from models.voters import read_voters
 from streams.config import Settings
 from streams.redisio import Keys
 from streams.replay import replay
 from tests.conftest import cleanup, votescore, wait_for
+from tests.integration.redis_state import precinct_aggregates_from_voters, stored_aggregates
 
 pytestmark = pytest.mark.integration
 
@@ -71,28 +71,6 @@ def feed_by_voter_and_score(client: redis.Redis, keys: Keys) -> dict[tuple, list
         entry = {k.decode(): v.decode() for k, v in entry.items()}
         chains.setdefault((entry["voter"], entry["score"]), []).append(entry)
     return chains
-
-
-def precinct_aggregates_from_voters(client: redis.Redis, keys: Keys, voters: list[str]) -> dict:
-    """Each precinct's count, sum and histogram recomputed from the voters' own scores."""
-    expected: dict[str, Counter] = {}
-    for voter_id in voters:
-        voter = client.hgetall(keys.voter(voter_id))
-        totals = expected.setdefault(voter[b"precinct"].decode(), Counter())
-        for name in SCORES:
-            value = int(voter[name.encode()])
-            totals[f"{name}:count"] += 1
-            totals[f"{name}:sum"] += value
-            totals[f"{name}:h{min(9, (value - 1) // 10)}"] += 1
-    return {p: {k: v for k, v in c.items() if v} for p, c in expected.items()}
-
-
-def stored_aggregates(client: redis.Redis, keys: Keys, precincts: list[str]) -> dict:
-    out = {}
-    for precinct in precincts:
-        raw = client.hgetall(keys.precinct(precinct))
-        out[precinct] = {k.decode(): int(v) for k, v in raw.items() if int(v)}
-    return out
 
 
 def test_an_event_sent_up_to_ten_times_counts_once_in_evidence_aggregates_and_feed(
