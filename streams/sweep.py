@@ -1,16 +1,19 @@
 """The re-score sweep: when the population models change, every voter's scores follow.
 
 Event processing only re-scores voters with new evidence. The sweep walks the whole
-voter file and re-scores each voter with the current models and the evidence already
-in Redis, writing only the voters whose scores changed.
+voter file (the ``voters`` index, in voter-id order) and re-scores each voter with the
+current models and the evidence already in Redis, writing only the voters whose
+scores changed.
 
 It works a chunk of voters at a time, with numpy (:mod:`models.batch`): one Redis call
 reads the chunk's attributes and evidence, one matrix product gives every prior, one
-vectorised Beta quantile call per bound gives every interval. Reading and scoring run
-outside the worker's processing lock, so events keep flowing; only the write takes
-the lock, after checking (by each voter's evidence sequence number) that no event
-re-scored the voter meanwhile. With several workers, each sweeps only the voters
-whose partition it owns (Kafka's own key partitioner decides). Progress goes to the
+vectorised Beta quantile call per bound gives every interval, and one script call
+writes a slice of them from arrays. Redis reads the next chunks and writes the last
+one on its own core while Python scores this one. Reading and scoring run outside the
+worker's processing lock, so events keep flowing; only the write takes the lock, and
+the script checks (by each voter's evidence sequence number) that no event re-scored
+the voter meanwhile. With several workers, each sweeps only the voters whose
+partition it owns (Kafka's own key partitioner decides). Progress goes to the
 ``sweep`` hash in Redis and to the log.
 """
 
@@ -233,45 +236,36 @@ class Sweeper:
 
     async def read_chunk(self, voter_ids: Sequence[str]) -> Chunk:
         """The attributes and evidence state of these voters (those still in the file)."""
-        width = len(STATE_FIELDS)
-        flat = await self._read_many(voter_ids, with_attrs=True)
-        attrs_json = flat[:: width + 1]
+        attrs_json, states = await self._read_many(voter_ids)
         known = [i for i, row in enumerate(attrs_json) if row is not None]
-        state = np.array(
-            [
-                [
-                    -1 if v is None else int(v)
-                    for v in flat[i * (width + 1) + 1 : (i + 1) * (width + 1)]
-                ]
-                for i in known
-            ],
-            dtype=np.int64,
-        ).reshape(len(known), width)
+        width = len(STATE_FIELDS)
+        state = np.empty((0, width), dtype=np.int64)
+        if known:
+            text = ",".join(states[i] for i in known)
+            state = np.fromstring(text, dtype=np.int64, sep=",").reshape(len(known), width)
         return Chunk(
             voter_ids=[voter_ids[i] for i in known],
             attrs=[orjson.loads(attrs_json[i]) for i in known],
             state=state,
         )
 
-    async def _read_many(
-        self, voter_ids: Sequence[str], *, with_attrs: bool, fields: list[str] = STATE_FIELDS
-    ) -> list[Any]:
+    async def _read_many(self, voter_ids: Sequence[str]) -> tuple[list[Any], list[str]]:
+        """Per voter, its attributes JSON (None when gone) and its state as "v1,v2,..."."""
         keys = self.store.keys
         if not self.store.clustered:
             names = [name for v in voter_ids for name in (keys.attrs(v), keys.voter(v))]
-            return await self._read(keys=names, args=["1" if with_attrs else "0", *fields])
+            flat = await self._read(keys=names, args=STATE_FIELDS)
+            return flat[::2], flat[1::2]
 
         # Redis Cluster: each voter is its own slot, so one command per key; the
         # cluster pipeline still sends each node its commands in one round trip.
         pipe = self.store.pipeline()
         for voter_id in voter_ids:
-            if with_attrs:
-                pipe.get(keys.attrs(voter_id))
-            pipe.hmget(keys.voter(voter_id), fields)
+            pipe.get(keys.attrs(voter_id))
+            pipe.hmget(keys.voter(voter_id), STATE_FIELDS)
         replies = await pipe.execute()
-        if not with_attrs:
-            return [value for reply in replies for value in reply]
-        return [v for a, h in zip(replies[::2], replies[1::2]) for v in (a, *h)]
+        states = [",".join("-1" if v is None else v for v in row) for row in replies[1::2]]
+        return replies[::2], states
 
     async def _publish_progress(self, report: SweepReport) -> None:
         await self.store.client.hset(
