@@ -10,7 +10,7 @@ import redis
 from models.population import SCORES, PopulationModels
 from models.voters import read_voters
 from streams.config import Settings
-from streams.redisio import Keys, RedisStore
+from streams.redisio import HiredisPackingConnection, Keys, RedisStore
 from streams.sweep import Sweeper, SweepReport
 from tests.integration.redis_state import precinct_aggregates_from_voters, stored_aggregates
 
@@ -144,3 +144,14 @@ def test_a_voter_an_event_re_scored_after_the_read_keeps_the_events_scores(
     recomputed = precinct_aggregates_from_voters(raw, keys, voters)
     assert stored_aggregates(raw, keys, list(recomputed)) == recomputed
     raw.close()
+
+
+def test_the_store_packs_its_commands_with_hiredis(settings: Settings):
+    async def scenario() -> type:
+        store = await RedisStore.open(settings)
+        await store.client.set(f"{settings.redis_namespace}packed", "yes")
+        connection_class = store.client.connection_pool.connection_class
+        await store.close()
+        return connection_class
+
+    assert asyncio.run(scenario()) is HiredisPackingConnection
