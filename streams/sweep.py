@@ -156,11 +156,11 @@ class Sweeper:
         index is read many chunks at a time: each read waits behind the sweep's own
         writes in Redis's queue.
         """
-        page = self.chunk * IDLE_SCALE * INDEX_PAGE_CHUNKS
         after, waiting, last_page = "-", [], False
         while waiting or not last_page:
             size = self.chunk * self._scale()  # decided once per chunk
             if len(waiting) < size and not last_page:
+                page = size * INDEX_PAGE_CHUNKS
                 voter_ids = await self.store.client.zrangebylex(
                     self.store.keys.voters, after, "+", start=0, num=page
                 )
@@ -173,10 +173,10 @@ class Sweeper:
             waiting = waiting[size:]
 
     async def _read_ahead(self, report: SweepReport) -> AsyncIterator[Chunk]:
-        """Chunks to re-score, read ``READ_AHEAD`` chunks ahead of the one being scored.
+        """Chunks to re-score, read ahead of the one being scored.
 
         Redis answers the next reads on its own core while this one scores in Python;
-        with more than one queued, it has work even when a write ends early.
+        idle, ``READ_AHEAD`` are queued, so it has work even when a write ends early.
         """
         reading: deque[asyncio.Future[Chunk]] = deque()
         async for voter_ids in self._chunks():
@@ -185,7 +185,8 @@ class Sweeper:
                 continue
             reading.append(asyncio.ensure_future(self.read_chunk(owned)))
             await asyncio.sleep(0)  # let it send its command before a chunk is scored
-            if len(reading) > READ_AHEAD:
+            # While events flow, one read ahead: each queued read delays their batches.
+            while len(reading) > (1 if self.events_flowing() else READ_AHEAD):
                 yield await reading.popleft()
         while reading:
             yield await reading.popleft()
