@@ -91,6 +91,15 @@ local function new_rankings(n)
   return rankings
 end
 
+-- Queue the voter's new value for ranking j, only when it moved from the old one.
+local function rank_if_moved(rankings, j, old, new, voter)
+  if old ~= new then
+    local ranking = rankings[j]
+    ranking[#ranking + 1] = new
+    ranking[#ranking + 1] = voter
+  end
+end
+
 local function write_rankings(rankings)
   for j, pairs_ in ipairs(rankings) do
     for start = 1, #pairs_, 2 * RANKING_PAIRS do

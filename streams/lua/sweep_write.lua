@@ -50,11 +50,7 @@ local function write_voter(i)
     values[j] = numbers[at + 1]
     -- What the sweep read is what the hash holds (the sequence number says no event
     -- came between), so only a score whose value moves needs its ranking touched.
-    if previous[nscores * (i - 1) + j] ~= values[j] then
-      local ranking = rankings[j]
-      ranking[#ranking + 1] = values[j]
-      ranking[#ranking + 1] = voter
-    end
+    rank_if_moved(rankings, j, previous[nscores * (i - 1) + j], values[j], voter)
   end
   redis.call('HSET', voter_key, unpack(fields))
 

@@ -27,11 +27,7 @@ local function write_one(i, write)
   for j = 1, nscores do
     -- The ranking is written in the same step as the voter hash, so it holds what
     -- the hash holds: only a score whose value moves needs its ranking touched.
-    if tonumber(stored[j]) ~= values[j] then
-      local ranking = rankings[j]
-      ranking[#ranking + 1] = values[j]
-      ranking[#ranking + 1] = write.voter
-    end
+    rank_if_moved(rankings, j, tonumber(stored[j]), values[j], write.voter)
   end
   fold_precinct(deltas, fields, KEYS[base + 3], KEYS[base + 4], write.voter, write.values, values)
 
